@@ -1,0 +1,1 @@
+"""nnunet-holder: missing-modality brain-tumour segmentation for nnU-Net v2."""
