@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Baselines a user would otherwise pick, on the same schedules as HolderMITrainer's variants."""

@@ -1,0 +1,64 @@
+"""Modality subsets: enumeration in the paper's order, names, and the S x M mask matrix.
+
+Every part of the project that talks about "a subset of the available modalities" goes through
+this module, so the training loss, the one-pass evaluation and the reports agree on the order
+and the names. For M = 4 in the BraTS channel order (T1, T1ce, T2, FLAIR) the order is the
+column order of the paper's Table II: Fl, T2, T1c, T1, T2+Fl, T1c+Fl, T1c+T2, T1+Fl, T1+T2,
+T1+T1c, ~T1, ~T1c, ~T2, ~Fl, Full.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import torch
+
+BRATS_MODALITIES: tuple[str, ...] = ("T1", "T1c", "T2", "Fl")
+
+
+def all_subsets(num_modalities: int) -> list[tuple[int, ...]]:
+    """All 2^M - 1 non-empty subsets, by size, then in the paper's order within a size.
+
+    Within a size the paper sorts by descending modality indices: singles Fl, T2, T1c, T1;
+    pairs T2+Fl, T1c+Fl, T1c+T2, T1+Fl, T1+T2, T1+T1c; triples ~T1, ~T1c, ~T2, ~Fl.
+    """
+    if num_modalities < 1:
+        raise ValueError(f"num_modalities must be >= 1, got {num_modalities}")
+    out: list[tuple[int, ...]] = []
+    for size in range(1, num_modalities + 1):
+        combos = combinations(range(num_modalities), size)
+        out.extend(sorted(combos, key=lambda c: tuple(-i for i in c)))
+    return out
+
+
+def subset_name(subset: tuple[int, ...], names: tuple[str, ...] | list[str]) -> str:
+    """Paper-style column name: 'Fl', 'T1c+T2', '~T1', 'Full'."""
+    m = len(names)
+    if len(subset) == m:
+        return "Full"
+    if len(subset) == m - 1 and m > 2:
+        missing = next(i for i in range(m) if i not in subset)
+        return "~" + names[missing]
+    return "+".join(names[i] for i in subset)
+
+
+def default_modality_names(num_modalities: int) -> tuple[str, ...]:
+    """BraTS short names for M = 4, channel indices otherwise."""
+    if num_modalities == len(BRATS_MODALITIES):
+        return BRATS_MODALITIES
+    return tuple(f"ch{i}" for i in range(num_modalities))
+
+
+def subset_mask(subsets: list[tuple[int, ...]], num_modalities: int) -> torch.Tensor:
+    """(S, M) float mask, 1 where the modality belongs to the subset."""
+    mask = torch.zeros(len(subsets), num_modalities)
+    for s, subset in enumerate(subsets):
+        if not subset:
+            raise ValueError("empty modality subset")
+        mask[s, list(subset)] = 1.0
+    return mask
+
+
+def fusion_weights(mask: torch.Tensor) -> torch.Tensor:
+    """Row-normalised mask: (S, M) weights such that fused_S = sum_m w[s, m] * h_m = mean over S."""
+    return mask / mask.sum(dim=1, keepdim=True).clamp_min(1.0)

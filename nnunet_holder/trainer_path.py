@@ -1,0 +1,33 @@
+"""`nnunet-holder trainer-path`: the folder to put in the environment variable nnUNet_extTrainer.
+
+nnU-Net imports every .py file of that folder as a top-level module and forgets it afterwards
+(NOTES.md §5), so the folder holds only a shim that re-exports our trainer classes through
+absolute imports; the classes themselves stay single copies inside `nnunet_holder.trainers`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def trainer_path() -> Path:
+    """Absolute path of the shim folder inside the installed package."""
+    import nnunet_holder.trainers.ext as ext
+
+    return Path(ext.__file__).resolve().parent
+
+
+def _run(args: argparse.Namespace) -> int:
+    print(trainer_path())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "trainer-path",
+        help="print the folder for nnUNet_extTrainer",
+        description="Print the folder to export as nnUNet_extTrainer, e.g. "
+        "export nnUNet_extTrainer=$(nnunet-holder trainer-path)",
+    )
+    p.set_defaults(func=_run)

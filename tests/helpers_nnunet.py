@@ -1,0 +1,108 @@
+"""A tiny BraTS-like nnU-Net raw dataset and the nnU-Net command runner used by integration tests.
+
+Cases are 32^3 volumes with an ellipsoidal "brain" and nested spherical tumours whose parts
+show on the contrasts the way BraTS does (enhancing tumour on T1c, edema on T2/FLAIR), small
+enough that real nnU-Net planning, training and prediction run in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
+LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
+SHAPE = (32, 32, 32)
+SPACING = (2.0, 2.0, 2.0)
+
+
+def _case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    zz, yy, xx = np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij")
+    brain = ((zz - 16) / 14) ** 2 + ((yy - 16) / 15) ** 2 + ((xx - 16) / 13) ** 2 < 1
+    center = rng.uniform(11, 21, size=3)
+    dist = np.sqrt((zz - center[0]) ** 2 + (yy - center[1]) ** 2 + (xx - center[2]) ** 2)
+    r_wt = rng.uniform(6, 9)
+    r_tc = r_wt * rng.uniform(0.5, 0.7)
+    r_nc = r_tc * rng.uniform(0.4, 0.7)
+    seg = np.zeros(SHAPE, np.uint8)
+    seg[(dist < r_wt) & brain] = 1  # edema
+    seg[(dist < r_tc) & brain] = 3  # enhancing rim
+    seg[(dist < r_nc) & brain] = 2  # necrotic core
+    base = {"T1": 1.0, "T1ce": 1.0, "T2": 0.8, "FLAIR": 0.7}
+    contrast = {
+        "T1": {1: -0.2, 2: -0.4, 3: -0.2},
+        "T1ce": {1: -0.1, 2: -0.5, 3: 1.5},
+        "T2": {1: 1.0, 2: 1.3, 3: 0.6},
+        "FLAIR": {1: 1.2, 2: 0.4, 3: 0.7},
+    }
+    images = []
+    for name in CHANNELS.values():
+        img = np.where(brain, base[name], 0.0)
+        for label, delta in contrast[name].items():
+            img = img + delta * (seg == label)
+        img = img + brain * rng.normal(0, 0.1, SHAPE)
+        images.append((img * 100).astype(np.float32))
+    return np.stack(images), seg
+
+
+def write_image(array: np.ndarray, path: Path, spacing=SPACING) -> None:
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(tuple(float(s) for s in spacing))
+    sitk.WriteImage(img, str(path))
+
+
+def make_raw_dataset(raw_root: Path, dataset_id: int, num_train: int, num_test: int, seed: int = 0) -> Path:
+    """Write Dataset{id}_Tiny with imagesTr/labelsTr and imagesTs/labelsTs."""
+    folder = raw_root / f"Dataset{dataset_id:03d}_Tiny"
+    rng = np.random.default_rng(seed)
+    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(num_train + num_test):
+        images, seg = _case(rng)
+        split = "Tr" if i < num_train else "Ts"
+        case = f"tiny_{i:03d}"
+        for c in range(images.shape[0]):
+            write_image(images[c], folder / f"images{split}" / f"{case}_{c:04d}.nii.gz")
+        write_image(seg, folder / f"labels{split}" / f"{case}.nii.gz")
+    dataset_json = {
+        "channel_names": CHANNELS,
+        "labels": LABELS,
+        "regions_class_order": [1, 2, 3],
+        "numTraining": num_train,
+        "file_ending": ".nii.gz",
+    }
+    (folder / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+    return folder
+
+
+def nnunet_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        nnUNet_raw=str(root / "raw"),
+        nnUNet_preprocessed=str(root / "preprocessed"),
+        nnUNet_results=str(root / "results"),
+        nnUNet_def_n_proc="1",
+        nnUNet_compile="false",
+        PYTHONUNBUFFERED="1",
+    )
+    from nnunet_holder.trainer_path import trainer_path
+
+    env["nnUNet_extTrainer"] = str(trainer_path())
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run an nnU-Net or nnunet-holder console script from this environment's bin folder."""
+    exe = Path(sys.executable).parent / args[0]
+    proc = subprocess.run([str(exe), *args[1:]], env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode})\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+        )
+    return proc

@@ -1,0 +1,34 @@
+"""nnU-Net with random modality dropout: each training sample keeps a random non-empty subset.
+
+The subset is uniform over the 2^M - 1 non-empty subsets (the full set included), drawn per
+sample and step; dropped channels are multiplied by 0, which is what a zero-filled missing file
+becomes after nnU-Net's preprocessing. Multiplying instead of skipping keeps every parameter in
+use, as DDP requires. Validation sees all modalities.
+"""
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_holder.subsets import all_subsets, subset_mask
+from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMOKE, OverridesMixin
+
+
+class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
+    def train_step(self, batch: dict) -> dict:
+        data = batch["data"]
+        masks = subset_mask(all_subsets(data.shape[1]), data.shape[1])
+        keep = masks[torch.randint(len(masks), (data.shape[0],))]
+        batch = {**batch, "data": data * keep.view(*keep.shape, *[1] * (data.ndim - 2)).to(data.dtype)}
+        return super().train_step(batch)
+
+
+class nnUNetTrainerModalityDropout_5epochs(nnUNetTrainerModalityDropout):
+    overrides = FIVE_EPOCHS
+
+
+class nnUNetTrainerModalityDropout_smoke(nnUNetTrainerModalityDropout):
+    overrides = SMOKE
+
+
+class nnUNetTrainerModalityDropout_demo(nnUNetTrainerModalityDropout):
+    overrides = DEMO

@@ -1,0 +1,17 @@
+"""Vanilla nnU-Net on our short schedules; at test time missing channels are zero-filled.
+
+`nnUNetTrainer` and `nnUNetTrainer_5epochs` are nnU-Net's own; these add the schedules nnU-Net
+does not have, so the baseline trains exactly as long as HolderMITrainer's variants.
+"""
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_holder.trainers.overrides import DEMO, SMOKE, OverridesMixin
+
+
+class nnUNetTrainer_smoke(OverridesMixin, nnUNetTrainer):
+    overrides = SMOKE
+
+
+class nnUNetTrainer_demo(OverridesMixin, nnUNetTrainer):
+    overrides = DEMO

@@ -1,0 +1,194 @@
+"""HolderMITrainer: nnU-Net's trainer with the modality-parallel network and the Hölder + MI loss.
+
+Everything nnU-Net does stays nnU-Net's: data loading, augmentation, SGD with the poly schedule,
+AMP on CUDA, checkpoints, `--c`, DDP and the final validation. This class changes the network
+(built from the plans by `build_network_architecture`, which the predictor calls too), the loss
+(Dice + Hölder divergence at every deep-supervision scale over every modality subset, plus the
+variational MI term at the bottleneck), the subset schedule of each step, and adds the subset
+numbers to the validation log and the subset table to the final validation.
+Variants change one class attribute each (see `trainers/variants`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.collate_outputs import collate_outputs
+from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import autocast, nn
+from torch import distributed as dist
+from torch._dynamo import OptimizedModule
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from nnunet_holder.architectures import ModalityParallelNet, build_from_plans
+from nnunet_holder.losses import HolderMILoss
+from nnunet_holder.subsets import all_subsets, default_modality_names, fusion_weights, subset_mask, subset_name
+from nnunet_holder.trainers.overrides import OverridesMixin
+
+
+def deep_supervision_weights(num_scales: int, keep_last: bool) -> list[float]:
+    """nnU-Net's weights: 1/2^i, the lowest resolution dropped (or ~0 under DDP), normalised."""
+    weights = np.array([1 / (2**i) for i in range(num_scales)])
+    # DDP without compile demands a gradient for every head, hence nnU-Net's 1e-6 instead of 0
+    weights[-1] = 1e-6 if keep_last else 0
+    return list(weights / weights.sum())
+
+
+class HolderMITrainer(OverridesMixin, nnUNetTrainer):
+    """The paper's method on nnU-Net's training pipeline (nnU-Net defaults for everything else)."""
+
+    width: ClassVar[float] = 0.5
+    mi_stages: ClassVar[int] = 1
+    divergence: ClassVar[str | None] = "holder"
+    alpha: ClassVar[float] = 1.1
+    lambda_hd: ClassVar[float] = 1.0
+    lambda_mi: ClassVar[float] = 1.0
+    detach_teacher: ClassVar[bool] = True
+    subsets_per_step: ClassVar[int | None] = None
+    """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
+
+    @classmethod
+    def build_network_architecture(
+        cls,
+        plans_manager: PlansManager,
+        configuration_manager: ConfigurationManager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
+        return build_from_plans(
+            configuration_manager,
+            num_modalities=num_input_channels,
+            num_classes=num_output_channels,
+            width=cls.width,
+            deep_supervision=enable_deep_supervision,
+            mi_stages=cls.mi_stages,
+        )
+
+    def initialize(self) -> None:
+        if self.label_manager.has_ignore_label:
+            raise NotImplementedError(f"{type(self).__name__} does not support datasets with an ignore label")
+        super().initialize()
+        self._subsets = all_subsets(self.num_input_channels)
+        self._all_mask = subset_mask(self._subsets, self.num_input_channels)
+        self._step = 0
+
+    def _build_loss(self) -> nn.Module:
+        ds_weights = None
+        if self.enable_deep_supervision:
+            ds_weights = deep_supervision_weights(
+                len(self._get_deep_supervision_scales()), keep_last=self.is_ddp and not self._do_i_compile()
+            )
+        return HolderMILoss(
+            num_modalities=self.num_input_channels,
+            use_sigmoid=self.label_manager.has_regions,
+            ds_weights=ds_weights,
+            divergence=self.divergence,
+            alpha=self.alpha,
+            lambda_hd=self.lambda_hd,
+            lambda_mi=self.lambda_mi,
+            detach_teacher=self.detach_teacher,
+            batch_dice=self.configuration_manager.batch_dice,
+            ddp=self.is_ddp,
+        )
+
+    def parallel_network(self) -> ModalityParallelNet:
+        """The ModalityParallelNet under any DDP / torch.compile wrapping (for settings, never for forward)."""
+        mod = self.network.module if isinstance(self.network, DDP) else self.network
+        return mod._orig_mod if isinstance(mod, OptimizedModule) else mod
+
+    def _subsets_for_step(self) -> torch.Tensor:
+        k = self.subsets_per_step
+        if k is None or k >= len(self._subsets):
+            return self._all_mask
+        # the same draw on every rank: batch Dice gathers channels across ranks, so the subsets must match
+        rng = np.random.default_rng([self.current_epoch, self._step])
+        partial = rng.choice(len(self._subsets) - 1, size=k - 1, replace=False)
+        return self._all_mask[sorted(partial.tolist()) + [len(self._subsets) - 1]]
+
+    def train_step(self, batch: dict) -> dict:
+        self.parallel_network().set_subsets(self._subsets_for_step())
+        self._step += 1
+        result = super().train_step(batch)
+        result.update(self.loss.last_parts)
+        return result
+
+    def on_train_epoch_end(self, train_outputs: list[dict]) -> None:
+        super().on_train_epoch_end(train_outputs)
+        collated = collate_outputs(train_outputs)
+        parts = {k: float(np.mean(collated[k])) for k in ("dice", "hd", "mi") if k in collated}
+        self.print_to_log_file("train loss parts (this rank): " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items()))
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self.parallel_network().set_subsets(self._all_mask)
+
+    def validation_step(self, batch: dict) -> dict:
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) else [
+            target.to(self.device, non_blocking=True)
+        ]
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            output = self.network(data)
+            loss = self.loss(output, target)
+        logits = output["logits"][0].float()  # (B, M, C, *spatial), highest resolution
+        fused = torch.einsum("sm,bmc...->bsc...", fusion_weights(self._all_mask).to(logits), logits)
+        b, s, c = fused.shape[:3]
+        if self.label_manager.has_regions:
+            pred = torch.sigmoid(fused) > 0.5
+            gt = target[0].bool()
+        else:
+            classes = torch.arange(c, device=fused.device).view(c, *[1] * (fused.ndim - 3))
+            pred = fused.argmax(2, keepdim=True) == classes
+            gt = target[0].long() == classes
+        # subsets folded into channels: one count per (subset, channel)
+        pred = pred.reshape(b, s * c, *fused.shape[3:]).float()
+        gt = gt.repeat(1, s, *[1] * (gt.ndim - 2)).float()
+        tp, fp, fn, _ = get_tp_fp_fn_tn(pred, gt, axes=[0] + list(range(2, pred.ndim)))
+        first = 0 if self.label_manager.has_regions else 1
+        tp, fp, fn = (x.view(s, c)[:, first:].detach().cpu().numpy() for x in (tp, fp, fn))
+        return {
+            "loss": loss.detach().cpu().numpy(),
+            "tp_hard": tp[-1],
+            "fp_hard": fp[-1],
+            "fn_hard": fn[-1],
+            "tp_subsets": tp,
+            "fp_subsets": fp,
+            "fn_subsets": fn,
+        }
+
+    def on_validation_epoch_end(self, val_outputs: list[dict]) -> None:
+        super().on_validation_epoch_end(val_outputs)
+        collated = collate_outputs(val_outputs)
+        counts = [np.sum(collated[k], 0) for k in ("tp_subsets", "fp_subsets", "fn_subsets")]
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, counts)
+            counts = [np.sum([g[i] for g in gathered], 0) for i in range(3)]
+        tp, fp, fn = counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dice = 2 * tp / (2 * tp + fp + fn)  # (S, C)
+        per_subset = np.nanmean(dice, axis=1)
+        names = default_modality_names(self.num_input_channels)
+        self.print_to_log_file(
+            f"Pseudo dice, mean over {len(self._subsets)} modality subsets: {np.nanmean(per_subset):.4f}; "
+            + ", ".join(f"{subset_name(s, names)} {d:.3f}" for s, d in zip(self._subsets, per_subset))
+        )
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        super().perform_actual_validation(save_probabilities)
+        self._evaluate_validation_subsets()
+        # nnU-Net's final validation turns deep supervision on unconditionally at its end
+        self.set_deep_supervision_enabled(self.enable_deep_supervision)
+
+    def _evaluate_validation_subsets(self) -> None:
+        from nnunet_holder.evaluate.validation import evaluate_validation_subsets
+
+        evaluate_validation_subsets(self)
+
