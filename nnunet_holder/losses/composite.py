@@ -1,0 +1,200 @@
+"""The training loss of the method: Dice + λ2·divergence over every modality subset and deep-
+supervision scale, plus λ1·variational MI, on the training output of the modality-parallel network.
+
+For each subset S of the step (rows of the (S, M) subset mask) the fused logits are the mean of
+the per-modality logits over S; all subsets are fused in one einsum over the modality axis, and
+the Dice and divergence terms of all subsets are evaluated in one call each (the subset axis is
+folded into the channel axis for nnU-Net's Dice, and broadcast for the divergence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from torch import nn
+
+from nnunet_holder.losses.divergences import build_divergence
+from nnunet_holder.losses.inputs import autocast_off, hard_target
+from nnunet_holder.losses.mi import VariationalMILoss, mi_stage_weights
+from nnunet_holder.subsets import fusion_weights
+
+
+class HolderMILoss(nn.Module):
+    """Dice + Hölder divergence at every deep-supervision scale + variational MI, over modality subsets.
+
+        Ŷ_S^k = (1/|S|) Σ_{i∈S} h_i^k                                     (fused logits)
+        L_S   = Σ_k w_k [ Dice(Ŷ_S^k, Y^k) + λ2 · D(Ŷ_S^k, Y^k) ] + λ1 · Σ_j γ_j MI_S^j
+        L     = mean over the subsets S of L_S
+
+    Dice is nnU-Net's `MemoryEfficientSoftDiceLoss` (its value is −mean soft Dice, so L can be
+    negative, as nnU-Net's own loss): on sigmoid probabilities with every region for region
+    datasets, on softmax probabilities without the background class for label datasets, exactly
+    nnU-Net's settings. D is `build_divergence(divergence)`; MI_S^j is `VariationalMILoss` at MI
+    stage j (shallow → deep) with γ_j from `mi_stage_weights`. Scales whose weight w_k is 0 are
+    skipped, as nnU-Net's DeepSupervisionWrapper does. The fusion, Dice, divergence and MI are
+    computed in float32 with autocast off.
+
+    Args:
+        num_modalities: M, the modality axis of the logits.
+        use_sigmoid: True for region datasets (one-hot targets), False for label datasets.
+        ds_weights: nnU-Net's deep-supervision weights, one per scale (highest resolution first);
+            None for a single scale.
+        divergence: a `build_divergence` name, or None to drop the divergence term.
+        alpha: the Hölder exponent (Hölder divergences only).
+        lambda_hd: λ2, the weight of the divergence term.
+        lambda_mi: λ1, the weight of the MI term; 0 disables it.
+        detach_teacher: detach the full-modality features d_f in the MI term.
+        batch_dice, ddp, smooth: passed to nnU-Net's Dice (ddp: gather the batch-Dice sums over
+            ranks; every rank must then see the same number of subsets).
+        log_dice_per_subset: also report each subset's Dice loss at the first weighted scale
+            (one extra no-grad pass over the probabilities, this rank's values only).
+
+    Inputs of forward:
+        output: the network's training dict. Consumed keys: "logits" (list over scales of
+            (B, M, C, *spatial_k)), "subset_mask" ((S, M) 0/1), and, when lambda_mi > 0,
+            "mi_pred" (list over MI stages of (B, S, F_j, *sp_j)), "mi_target" (list of
+            (B, F_j, *sp_j)), "mi_var" (list of (F_j,)).
+        target: list over scales of nnU-Net targets: one-hot (B, C, *spatial_k) for region
+            datasets, label maps (B, 1, *spatial_k) for label datasets (a bare tensor for one scale).
+
+    forward returns the scalar loss and stores the logged parts in `last_parts`; `compute` returns
+    both. Parts: "dice" (Σ_k w_k · Dice, mean over subsets), "hd" (Σ_k w_k · D, before λ2), "mi"
+    (Σ_j γ_j · MI, before λ1), all floats, and "dice_per_subset" (list of S floats) when
+    `log_dice_per_subset`.
+    """
+
+    def __init__(
+        self,
+        num_modalities: int,
+        use_sigmoid: bool,
+        ds_weights: Sequence[float] | None = None,
+        divergence: str | None = "holder",
+        alpha: float = 1.1,
+        lambda_hd: float = 1.0,
+        lambda_mi: float = 1.0,
+        detach_teacher: bool = True,
+        batch_dice: bool = False,
+        ddp: bool = False,
+        smooth: float = 1e-5,
+        log_dice_per_subset: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_modalities < 1:
+            raise ValueError(f"num_modalities must be >= 1, got {num_modalities}")
+        weights = (1.0,) if ds_weights is None else tuple(float(w) for w in ds_weights)
+        if not weights or any(w < 0 for w in weights) or not any(w > 0 for w in weights):
+            raise ValueError(f"ds_weights must be non-negative with at least one > 0, got {ds_weights}")
+        if lambda_hd < 0 or lambda_mi < 0:
+            raise ValueError(f"lambda_hd and lambda_mi must be >= 0, got {lambda_hd}, {lambda_mi}")
+        self.num_modalities = num_modalities
+        self.use_sigmoid = use_sigmoid
+        self.ds_weights = weights
+        self.lambda_hd = float(lambda_hd)
+        self.lambda_mi = float(lambda_mi)
+        self.divergence = None if divergence is None else build_divergence(divergence, alpha, use_sigmoid)
+        self.dice = MemoryEfficientSoftDiceLoss(
+            apply_nonlin=None, batch_dice=batch_dice, do_bg=True, smooth=smooth, ddp=ddp
+        )
+        self.dice_for_logging = (
+            MemoryEfficientSoftDiceLoss(apply_nonlin=None, batch_dice=batch_dice, do_bg=True, smooth=smooth,
+                                        ddp=False)
+            if log_dice_per_subset else None
+        )
+        self.mi = VariationalMILoss(detach_teacher=detach_teacher)
+        self.last_parts: dict[str, float | list[float]] = {}
+
+    def forward(self, output: dict, target: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        loss, self.last_parts = self.compute(output, target)
+        return loss
+
+    def compute(
+        self, output: dict, target: Sequence[torch.Tensor] | torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float | list[float]]]:
+        """The loss and its logged parts (see the class docstring)."""
+        logits = output["logits"]
+        logits = [logits] if isinstance(logits, torch.Tensor) else list(logits)
+        targets = [target] if isinstance(target, torch.Tensor) else list(target)
+        if not len(self.ds_weights) == len(logits) == len(targets):
+            raise ValueError(
+                f"{len(self.ds_weights)} deep-supervision weights, {len(logits)} logit scales and "
+                f"{len(targets)} target scales; they must match"
+            )
+        device = logits[0].device
+        with autocast_off(device):
+            weights = fusion_weights(output["subset_mask"].to(device, torch.float32))
+            if weights.shape[1] != self.num_modalities:
+                raise ValueError(
+                    f"subset_mask must be (S, {self.num_modalities}), got {tuple(weights.shape)}"
+                )
+            zero = logits[0].new_zeros((), dtype=torch.float32)
+            dice, hd, per_subset = zero, zero, None
+            for w, h, y in zip(self.ds_weights, logits, targets, strict=True):
+                if w == 0:
+                    continue
+                if h.ndim < 4 or h.shape[1] != self.num_modalities:
+                    raise ValueError(
+                        f"logits must be (B, {self.num_modalities}, C, *spatial), got {tuple(h.shape)}"
+                    )
+                fused = torch.einsum("sm,bm...->bs...", weights, h.float())
+                probs, onehot = self._dice_inputs(fused, y)
+                dice = dice + w * self.dice(probs, onehot)
+                if per_subset is None and self.dice_for_logging is not None:
+                    per_subset = self._dice_per_subset(probs, onehot, weights.shape[0])
+                if self.divergence is not None:
+                    hd = hd + w * self.divergence(fused, y.unsqueeze(1), class_dim=2)
+            mi = self._mi(output, weights.shape[0])
+            loss = dice + self.lambda_hd * hd + self.lambda_mi * mi
+        parts: dict[str, float | list[float]] = dict(
+            zip(("dice", "hd", "mi"), torch.stack([dice, hd, mi]).detach().tolist(), strict=True)
+        )
+        if per_subset is not None:
+            parts["dice_per_subset"] = per_subset.tolist()
+        return loss, parts
+
+    def _dice_inputs(self, fused: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities (B, S·C', *sp) and one-hot targets repeated per subset, C' = C (sigmoid) or C − 1.
+
+        The subset axis goes into the channel axis, not the batch axis: batch Dice sums over the
+        batch, and nnU-Net's Dice averages over channels, so the mean over S·C' channels is the
+        mean over subsets of each subset's Dice loss.
+        """
+        b, s, c = fused.shape[:3]
+        spatial = fused.shape[3:]
+        if self.use_sigmoid:
+            probs = torch.sigmoid(fused)
+            onehot = hard_target(y, c, 1, use_sigmoid=True)
+        else:
+            probs = torch.softmax(fused, 2)[:, :, 1:]
+            onehot = hard_target(y, c, 1, use_sigmoid=False)[:, 1:]
+        onehot = onehot.repeat(1, s, *[1] * len(spatial))
+        return probs.reshape(b, -1, *spatial), onehot
+
+    def _dice_per_subset(self, probs: torch.Tensor, onehot: torch.Tensor, num_subsets: int) -> torch.Tensor:
+        channels = probs.shape[1] // num_subsets
+        with torch.no_grad():
+            return torch.stack([
+                self.dice_for_logging(probs[:, i * channels:(i + 1) * channels],
+                                      onehot[:, i * channels:(i + 1) * channels])
+                for i in range(num_subsets)
+            ])
+
+    def _mi(self, output: dict, num_subsets: int) -> torch.Tensor:
+        if self.lambda_mi == 0:
+            # Without this zero-weighted term the MI regressors, which the network still runs, would
+            # get no gradient, and DDP (no find_unused_parameters in nnU-Net) stops at the next step.
+            learned = [*output.get("mi_pred", []), *output.get("mi_var", [])]
+            if not learned:
+                return torch.zeros((), device=output["subset_mask"].device)
+            return 0.0 * sum(t.float().sum() for t in learned)
+        missing = [k for k in ("mi_pred", "mi_target", "mi_var") if k not in output]
+        if missing:
+            raise KeyError(f"lambda_mi > 0 needs the network outputs {missing}")
+        preds, targets, variances = output["mi_pred"], output["mi_target"], output["mi_var"]
+        if not len(preds) == len(targets) == len(variances) > 0:
+            raise ValueError("mi_pred, mi_target and mi_var must be non-empty lists of one length")
+        if any(p.shape[1] != num_subsets for p in preds):
+            raise ValueError(f"mi_pred must have {num_subsets} subsets on axis 1, like subset_mask")
+        gammas = mi_stage_weights(len(preds))
+        return sum(g * self.mi(p, t, v) for g, p, t, v in zip(gammas, preds, targets, variances, strict=True))
