@@ -1,6 +1,6 @@
 """A tiny BraTS-like nnU-Net raw dataset and the nnU-Net command runner used by integration tests.
 
-Cases are 32^3 volumes with an ellipsoidal "brain" and nested spherical tumours whose parts
+Cases are 24^3 volumes with an ellipsoidal "brain" and nested spherical tumours whose parts
 show on the contrasts the way BraTS does (enhancing tumour on T1c, edema on T2/FLAIR), small
 enough that real nnU-Net planning, training and prediction run in seconds on a CPU.
 """
@@ -18,16 +18,16 @@ import SimpleITK as sitk
 
 CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
 LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
-SHAPE = (32, 32, 32)
+SHAPE = (24, 24, 24)
 SPACING = (2.0, 2.0, 2.0)
 
 
 def _case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     zz, yy, xx = np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij")
-    brain = ((zz - 16) / 14) ** 2 + ((yy - 16) / 15) ** 2 + ((xx - 16) / 13) ** 2 < 1
-    center = rng.uniform(11, 21, size=3)
+    brain = ((zz - 12) / 11) ** 2 + ((yy - 12) / 11.5) ** 2 + ((xx - 12) / 10) ** 2 < 1
+    center = rng.uniform(9, 15, size=3)
     dist = np.sqrt((zz - center[0]) ** 2 + (yy - center[1]) ** 2 + (xx - center[2]) ** 2)
-    r_wt = rng.uniform(6, 9)
+    r_wt = rng.uniform(5, 7)
     r_tc = r_wt * rng.uniform(0.5, 0.7)
     r_nc = r_tc * rng.uniform(0.4, 0.7)
     seg = np.zeros(SHAPE, np.uint8)

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Partial-modality prediction on top of nnU-Net's predictor."""

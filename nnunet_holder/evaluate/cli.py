@@ -1,0 +1,48 @@
+"""`nnunet-holder evaluate-subsets`: Dice and HD95 of every modality subset on labelled cases."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nnunet_holder.predict.cli import add_model_arguments
+from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nnunet_holder.evaluate.runner import evaluate_cases, print_summary
+    from nnunet_holder.evaluate.sources import raw_cases
+
+    folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)
+    predictor = load_predictor(folder, parse_folds(args.folds), args.checkpoint, parse_device(args.device),
+                               use_mirroring=not args.disable_tta, allow_tqdm=False)
+    out = Path(args.output)
+    if (out / "subset_table.json").exists() and not args.overwrite:
+        raise SystemExit(f"{out} already holds an evaluation; pass --overwrite to replace it")
+    failures: list[str] = []
+    n, cases = raw_cases(predictor, Path(args.images), Path(args.labels), failures)
+    summary = evaluate_cases(predictor, cases, out, postprocess_et=args.postprocess_et, num_cases=n,
+                             title=f"{args.trainer} ({folder.parent.name})")
+    print_summary(summary)
+    print(f"\nwritten to {out}: subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png")
+    for f in failures:
+        print(f"SKIPPED {f}")
+    return 1 if failures else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate-subsets",
+        help="evaluate a model on every modality subset (one sliding-window pass per case)",
+        description="Evaluate every non-empty modality subset (15 for BraTS) on complete, labelled cases. "
+        "HolderMITrainer models need ONE sliding-window pass per case; other nnU-Net models are run once per "
+        "subset with the missing channels zero-filled. Dice and HD95 (BraTS 2017-2021 empty rules).",
+    )
+    p.add_argument("-i", dest="images", required=True, help="folder of CASE_XXXX.nii.gz images (all channels)")
+    p.add_argument("-l", dest="labels", required=True, help="folder of CASE.nii.gz reference segmentations")
+    p.add_argument("-o", dest="output", required=True, help="output folder")
+    add_model_arguments(p)
+    p.add_argument("--postprocess-et", type=int, default=None, metavar="VOXELS",
+                   help="RFNet post-processing: predicted ET smaller than VOXELS becomes empty (RFNet: 500)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing evaluation in -o")
+    p.set_defaults(func=_run)

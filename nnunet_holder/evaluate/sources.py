@@ -1,0 +1,95 @@
+"""Where the evaluated cases come from: a raw image/label folder, or a trainer's validation split.
+
+Both yield `PreparedCase`s: preprocessed data (nnU-Net's own preprocessor, in this process),
+nnU-Net's properties to export back to the original geometry, and the reference label map with
+its spacing. A raw case that cannot be read, lacks a modality or a label is reported by name and
+skipped; the others are evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nnunet_holder.evaluate.runner import PreparedCase
+from nnunet_holder.predict.inputs import CaseError, read_case, scan_folder
+from nnunet_holder.predict.predictor import HolderPredictor
+
+
+def raw_cases(
+    predictor: HolderPredictor, images_dir: Path, labels_dir: Path, failures: list[str]
+) -> tuple[int, Iterator[PreparedCase]]:
+    """(number of candidate cases, generator of prepared cases); problems go to `failures`."""
+    dataset_json = predictor.dataset_json
+    ending = dataset_json["file_ending"]
+    m = len(dataset_json["channel_names"])
+    reader = predictor.plans_manager.image_reader_writer_class()
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    cases = scan_folder(images_dir, ending, m)
+    if not cases:
+        raise SystemExit(f"no files named CASE_XXXX{ending} in {images_dir}")
+
+    def generate() -> Iterator[PreparedCase]:
+        for files in cases:
+            label_file = labels_dir / f"{files.case}{ending}"
+            try:
+                case = read_case(files, reader, m)
+                if case.missing or case.zero_filled:
+                    absent = sorted(case.missing + case.zero_filled)
+                    raise CaseError(files.case, None, f"channels {absent} missing or all zero; evaluating every "
+                                    "subset needs every modality")
+                if not label_file.is_file():
+                    raise CaseError(files.case, label_file, "reference segmentation not found")
+                try:
+                    seg, seg_props = reader.read_seg(str(label_file))
+                except Exception as e:
+                    raise CaseError(files.case, label_file, f"unreadable: {e}") from e
+                if seg.shape[1:] != case.images.shape[1:]:
+                    raise CaseError(files.case, label_file,
+                                    f"shape {seg.shape[1:]} differs from the images' {case.images.shape[1:]}")
+            except CaseError as e:
+                failures.append(str(e))
+                tqdm.write(f"ERROR {e}")
+                continue
+            properties = dict(case.properties)
+            data, _, properties = preprocessor.run_case_npy(
+                case.images.copy(), None, properties, predictor.plans_manager, predictor.configuration_manager,
+                dataset_json,
+            )
+            yield PreparedCase(
+                case=files.case,
+                data=torch.from_numpy(np.ascontiguousarray(data)),
+                properties=properties,
+                reference=seg[0],
+                spacing=tuple(float(s) for s in seg_props["spacing"]),
+                raw_images=case.images,
+            )
+
+    return len(cases), generate()
+
+
+def validation_cases(trainer) -> tuple[int, Iterator[PreparedCase]]:
+    """The trainer's validation cases from nnU-Net's preprocessed folder (no raw images)."""
+    _, val_keys = trainer.do_split()
+    dataset = trainer.dataset_class(trainer.preprocessed_dataset_folder, val_keys)
+    reader = trainer.plans_manager.image_reader_writer_class()
+    gt_folder = Path(trainer.preprocessed_dataset_folder_base) / "gt_segmentations"
+    ending = trainer.dataset_json["file_ending"]
+
+    def generate() -> Iterator[PreparedCase]:
+        for key in dataset.identifiers:
+            data, _, _, properties = dataset.load_case(key)
+            seg, seg_props = reader.read_seg(str(gt_folder / f"{key}{ending}"))
+            yield PreparedCase(
+                case=key,
+                data=torch.from_numpy(np.ascontiguousarray(data[:])),
+                properties=properties,
+                reference=seg[0],
+                spacing=tuple(float(s) for s in seg_props["spacing"]),
+            )
+
+    return len(dataset.identifiers), generate()

@@ -1,0 +1,85 @@
+"""Loading a trained nnU-Net model folder into a HolderPredictor, nnU-Net CLI style.
+
+Also makes sure nnU-Net can find our trainer classes (it looks them up by the name stored in the
+checkpoint): our shim folder is appended to `nnUNet_extTrainer` when it is not already there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+from nnunet_holder.predict.predictor import HolderPredictor
+from nnunet_holder.trainer_path import trainer_path
+
+MODALITY_ALIASES = {"t1c": "t1ce", "t1gd": "t1ce", "fl": "flair", "t2f": "flair", "t1n": "t1", "t2w": "t2"}
+
+
+def ensure_ext_trainer_path() -> None:
+    shim = str(trainer_path())
+    paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if shim not in paths:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join([*paths, shim])
+
+
+def parse_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("-device cuda was requested but CUDA is not available; use -device cpu")
+    if name == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return torch.device(name)
+
+
+def parse_folds(folds: Sequence[str]) -> list[int | str]:
+    return [f if f == "all" else int(f) for f in folds]
+
+
+def model_folder(dataset: str, configuration: str, trainer: str, plans: str) -> Path:
+    folder = Path(get_output_folder(dataset, trainer, plans, configuration))
+    if not folder.is_dir():
+        raise SystemExit(f"no trained model at {folder} (dataset {dataset}, -tr {trainer}, -p {plans}, -c {configuration})")
+    return folder
+
+
+def load_predictor(
+    folder: Path,
+    folds: Sequence[int | str] | None,
+    checkpoint: str = "checkpoint_final.pth",
+    device: torch.device = torch.device("cpu"),  # noqa: B008
+    use_mirroring: bool = True,
+    tile_step_size: float = 0.5,
+    allow_tqdm: bool = True,
+) -> HolderPredictor:
+    ensure_ext_trainer_path()
+    predictor = HolderPredictor(
+        tile_step_size=tile_step_size,
+        use_gaussian=True,
+        use_mirroring=use_mirroring,
+        perform_everything_on_device=device.type == "cuda",
+        device=device,
+        verbose=False,
+        verbose_preprocessing=False,
+        allow_tqdm=allow_tqdm,
+    )
+    predictor.initialize_from_trained_model_folder(str(folder), tuple(folds) if folds else None, checkpoint)
+    return predictor
+
+
+def parse_modalities(spec: str, channel_names: dict[str, str]) -> tuple[int, ...]:
+    """'T1c,FLAIR' or '1,3' -> channel indices, matched against dataset.json's channel_names."""
+    names = {v.lower(): int(k) for k, v in channel_names.items()}
+    chosen = []
+    for token in (t.strip() for t in spec.split(",") if t.strip()):
+        key = token.lower()
+        if key.isdigit() and int(key) < len(channel_names):
+            chosen.append(int(key))
+        elif key in names or MODALITY_ALIASES.get(key) in names:
+            chosen.append(names.get(key, names.get(MODALITY_ALIASES.get(key, ""), -1)))
+        else:
+            known = ", ".join(f"{k}={v}" for k, v in channel_names.items())
+            raise SystemExit(f"--modalities: unknown modality '{token}' (this model's channels: {known})")
+    return tuple(sorted(set(chosen)))

@@ -1,0 +1,137 @@
+"""HolderMITrainer on the real nnU-Net: training through nnUNetv2_train, resume, variants, lookup."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from nnunetv2.run.run_training import get_trainer_from_args
+from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+import nnunet_holder.trainers as holder_trainers
+from nnunet_holder.trainers import ALL_TRAINERS
+from tests.conftest import DATASET_ID, train_env
+from tests.helpers_nnunet import run_cli
+
+
+def _checkpoint(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_smoke_training_reaches_final_checkpoint_and_loss_decreases(trained):
+    ckpt = _checkpoint(trained["fold"] / "checkpoint_final.pth")
+    assert ckpt["trainer_name"] == "HolderMITrainer_smoke"
+    assert any(k.startswith("mi_regressors.") for k in ckpt["network_weights"])
+    losses = ckpt["logging"]["train_losses"]
+    assert len(losses) == 3
+    assert losses[-1] < losses[0], f"training loss did not decrease: {losses}"
+    log = next(trained["fold"].glob("training_log_*.txt")).read_text()
+    assert "Pseudo dice, mean over 15 modality subsets" in log
+    assert "train loss parts" in log
+
+
+def test_final_validation_writes_subset_table(trained):
+    validation = trained["fold"] / "validation"
+    assert (validation / "summary.json").is_file()  # nnU-Net's own
+    table = (validation / "subset_table.md").read_text()
+    for column in ("Fl", "T1c+T2", "~T1c", "Full", "Avg"):
+        assert column in table
+
+
+def test_resume_with_c_continues_from_latest(trained, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(trained["root"] / "results", results)
+    fold = results / trained["fold"].relative_to(trained["root"] / "results")
+    final = _checkpoint(fold / "checkpoint_final.pth")
+    latest = dict(final)
+    latest["current_epoch"] = 2
+    latest["logging"] = {k: v[:2] for k, v in final["logging"].items()}
+    torch.save(latest, fold / "checkpoint_latest.pth")
+    (fold / "checkpoint_final.pth").unlink()
+    env = {**train_env(trained["env"]), "nnUNet_results": str(results)}
+    run_cli(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", "HolderMITrainer_smoke", "-device",
+             "cpu", "--c"], env, timeout=900)
+    resumed = _checkpoint(fold / "checkpoint_final.pth")
+    assert resumed["logging"]["train_losses"][:2] == final["logging"]["train_losses"][:2]
+    assert len(resumed["logging"]["train_losses"]) == 3
+    assert resumed["logging"]["train_losses"][2] != final["logging"]["train_losses"][2]  # epoch 2 was retrained
+
+
+def _trainer(name: str):
+    trainer = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, name, device=torch.device("cpu"))
+    trainer.initialize()
+    return trainer
+
+
+def test_checkpoint_restores_network_and_optimizer_state(in_nnunet_env, tmp_path):
+    trainer = _trainer("HolderMITrainer_smoke")
+    dl_train, _ = trainer.get_dataloaders()
+    trainer.network.train()
+    trainer.train_step(next(dl_train))
+    trainer.train_step(next(dl_train))
+    trainer.save_checkpoint(str(tmp_path / "checkpoint_latest.pth"))
+    restored = _trainer("HolderMITrainer_smoke")
+    restored.load_checkpoint(str(tmp_path / "checkpoint_latest.pth"))
+    for key, value in trainer.network.state_dict().items():
+        assert torch.equal(value, restored.network.state_dict()[key]), key
+    saved, loaded = trainer.optimizer.state_dict(), restored.optimizer.state_dict()
+    names = [n for n, _ in trainer.network.named_parameters()]
+    regressor = [i for i, n in enumerate(names) if n.startswith("mi_regressors.")]
+    assert regressor and all(i in saved["state"] for i in regressor)  # the MI regressor is optimised
+    for idx, state in saved["state"].items():
+        assert torch.equal(state["momentum_buffer"], loaded["state"][idx]["momentum_buffer"])
+
+
+@pytest.mark.parametrize("trainer_class", ALL_TRAINERS, ids=lambda c: c.__name__)
+def test_every_variant_runs_a_train_and_a_validation_step(in_nnunet_env, trainer_class):
+    trainer = _trainer(trainer_class.__name__)
+    dl_train, dl_val = trainer.get_dataloaders()
+    trainer.network.train()
+    out = trainer.train_step(next(dl_train))
+    assert np.isfinite(out["loss"])
+    trainer.on_validation_epoch_start()
+    with torch.no_grad():
+        val = trainer.validation_step(next(dl_val))
+    assert np.isfinite(val["loss"])
+    assert val["tp_hard"].shape == (3,)
+
+
+def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env):
+    trainer = _trainer("HolderMITrainer_smoke")
+    dl_train, _ = trainer.get_dataloaders()
+    trainer.network.train()
+    trainer.train_step(next(dl_train))
+    # nnU-Net weights the lowest-resolution deep-supervision head 0: its seg layer is the one exception
+    lowest_head = "backbone.decoder.seg_layers.0."  # dynamic-network-architectures orders them deep to shallow
+    for name, p in trainer.network.named_parameters():
+        if name.startswith(lowest_head):
+            continue
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_modality_dropout_zeroes_whole_channels_but_never_all(in_nnunet_env):
+    trainer = _trainer("nnUNetTrainerModalityDropout_smoke")
+    seen = []
+    trainer.network.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    dl_train, _ = trainer.get_dataloaders()
+    trainer.network.train()
+    for _ in range(4):
+        trainer.train_step(next(dl_train))
+    kept = torch.cat([(x.flatten(2).abs().sum(-1) > 0) for x in seen])  # (samples, channels)
+    assert kept.any(dim=1).all()
+    assert not kept.all()  # with 8 samples, some channel was dropped (probability 1 - (1/15)^8)
+
+
+def test_nnunet_finds_our_trainers_as_single_classes(env, monkeypatch):
+    monkeypatch.setenv("nnUNet_extTrainer", env["nnUNet_extTrainer"])
+    for cls in (holder_trainers.HolderMITrainer, holder_trainers.nnUNetTrainerModalityDropout_smoke):
+        assert recursive_find_trainer_class_by_name(cls.__name__) is cls
+
+
+def test_trainer_path_cli_prints_the_shim_folder(env):
+    out = run_cli(["nnunet-holder", "trainer-path"], env).stdout.strip()
+    assert out == env["nnUNet_extTrainer"]
+    assert (Path(out) / "nnunet_holder_trainers.py").is_file()
