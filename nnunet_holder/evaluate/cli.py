@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 
 from nnunet_holder.predict.cli import add_model_arguments
-from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds
 
 
 def _run(args: argparse.Namespace) -> int:
     from nnunet_holder.evaluate.runner import evaluate_cases, print_summary
     from nnunet_holder.evaluate.sources import raw_cases
+    from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds
 
     folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)
     predictor = load_predictor(folder, parse_folds(args.folds), args.checkpoint, parse_device(args.device),

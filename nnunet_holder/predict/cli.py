@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds, parse_modalities
-
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The nnUNetv2_predict options that locate a trained model (shared with evaluate-subsets)."""
@@ -23,6 +21,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds, parse_modalities
     from nnunet_holder.predict.partial import predict_folder
 
     folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)

@@ -1,0 +1,124 @@
+"""Command-line entry points `nnunet-holder convert-brats` and `nnunet-holder to-brats`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nnunet_holder.conversion.back_conversion import to_brats
+from nnunet_holder.conversion.convert import DEFAULT_NAME, convert_brats, default_num_processes
+from nnunet_holder.conversion.labels import CONVENTIONS
+from nnunet_holder.conversion.problems import ConversionError
+from nnunet_holder.conversion.report import ConversionResult, format_problems, format_summary
+
+
+def _print_error(error: Exception) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    problems = getattr(error, "problems", [])
+    if problems:
+        print("\n".join(format_problems(problems)), file=sys.stderr)
+
+
+def _splits_hint(result: ConversionResult) -> str:
+    where = result.splits_file
+    if result.preprocessed_splits_file is not None:
+        return f"splits_final.json: {result.preprocessed_splits_file} (a copy is in {where})"
+    return (
+        f"splits_final.json written to {where}; nnU-Net reads it from "
+        f"$nnUNet_preprocessed/{where.parent.name}/: copy it there after nnUNetv2_plan_and_preprocess "
+        "(or set nnUNet_preprocessed before converting)"
+    )
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    try:
+        result = convert_brats(
+            args.input,
+            args.dataset_id,
+            name=args.name,
+            split_dir=args.split_dir,
+            split=args.split,
+            overwrite=args.overwrite,
+            strict=args.strict,
+            num_processes=args.num_processes,
+            keep_partial=args.keep_partial,
+            test_cases=args.num_test,
+        )
+    except (ConversionError, ValueError, OSError) as e:
+        _print_error(e)
+        return 1
+    print(format_summary(result))
+    if result.splits_file is not None:
+        print(_splits_hint(result))
+    return 0
+
+
+def _run_to_brats(args: argparse.Namespace) -> int:
+    try:
+        written = to_brats(args.pred_dir, args.out_dir, args.convention, args.dataset_json, args.overwrite)
+    except (ConversionError, ValueError, OSError) as e:
+        _print_error(e)
+        return 1
+    print(f"Wrote {len(written)} BraTS label files to {args.out_dir}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    convert = subparsers.add_parser(
+        "convert-brats",
+        help="convert a BraTS 2018-2024 raw folder into an nnU-Net raw dataset (regions WT/TC/ET)",
+        description="Detects the BraTS layout (2018/2019 HGG/LGG, 2020, 2021, 2023/2024 GLI) and writes "
+        "$nnUNet_raw/DatasetXXX_NAME with channels 0 T1, 1 T1ce, 2 T2, 3 FLAIR and nnU-Net's BraTS "
+        "region labels.",
+    )
+    convert.add_argument("input", type=Path, help="the BraTS raw folder (never modified)")
+    convert.add_argument("-d", dest="dataset_id", type=int, required=True, help="nnU-Net dataset id (1-999)")
+    convert.add_argument(
+        "-n", dest="name", default=DEFAULT_NAME, help=f"dataset name (default {DEFAULT_NAME})"
+    )
+    convert.add_argument(
+        "--split-dir",
+        type=Path,
+        help="folder with trainN/valN/testN.txt (U-HVED/RFNet) or train/val/test.txt (BraTS 2020)",
+    )
+    convert.add_argument("--split", type=int, default=1, help="which numbered split to use (default 1)")
+    convert.add_argument(
+        "--num-test", type=int, help="without split files: send the last N cases to imagesTs"
+    )
+    convert.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dataset of that id and name"
+    )
+    convert.add_argument("--strict", action="store_true", help="fail (write nothing) on any error or warning")
+    convert.add_argument(
+        "-np",
+        dest="num_processes",
+        type=int,
+        default=default_num_processes(),
+        help="worker processes (default min(4, CPUs))",
+    )
+    convert.add_argument(
+        "--keep-partial",
+        action="store_true",
+        help="keep cases with missing files as partial cases in imagesTs",
+    )
+    convert.set_defaults(func=_run_convert)
+
+    back = subparsers.add_parser(
+        "to-brats",
+        help="map nnU-Net predictions (region labels 0/1/2/3) back to BraTS labels",
+        description="Writes one uint8 BraTS-label file per prediction with the prediction's geometry.",
+    )
+    back.add_argument("pred_dir", type=Path, help="folder of nnU-Net predictions")
+    back.add_argument("out_dir", type=Path, help="where the BraTS-label files go")
+    back.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        help="2018: labels 0/1/2/4 (BraTS 2018-2021); 2023: 0/1/2/3 (GLI). "
+        "Default: the dataset.json's, else 2018",
+    )
+    back.add_argument(
+        "--dataset-json", type=Path, help="dataset.json of the converted dataset (brats_convention)"
+    )
+    back.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    back.set_defaults(func=_run_to_brats)

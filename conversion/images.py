@@ -1,0 +1,130 @@
+"""NIfTI file checks and copies used by the conversion: geometry, payload integrity, gzip copy.
+
+Image channels are copied byte for byte (or gzipped when the source is `.nii`), never resampled or
+re-encoded, so intensities and headers reach nnU-Net exactly as BraTS shipped them. Because the
+copy skips decoding, the payload is checked separately: a truncated or corrupt file is an error
+here rather than a crash in nnU-Net's preprocessing much later.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+_CHUNK = 1 << 22
+_GZIP_LEVEL = 3  # sources shipped as .nii: a fast level, the files are rewritten only once
+
+
+@dataclass(frozen=True)
+class Geometry:
+    size: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+
+    @classmethod
+    def of(cls, image: sitk.Image | sitk.ImageFileReader) -> Geometry:
+        return cls(
+            tuple(int(s) for s in image.GetSize()),
+            tuple(image.GetSpacing()),
+            tuple(image.GetOrigin()),
+            tuple(image.GetDirection()),
+        )
+
+
+def read_geometry(path: Path) -> Geometry:
+    """Header-only read; raises ValueError when the file is not a 3-D single-channel image."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise ValueError(f"unreadable image: {str(e).strip().splitlines()[-1]}") from e
+    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
+        raise ValueError(
+            f"expected a 3-D single-channel image, got {reader.GetDimension()}-D with "
+            f"{reader.GetNumberOfComponents()} components"
+        )
+    return Geometry.of(reader)
+
+
+def geometry_difference(image: Geometry, reference: Geometry) -> str | None:
+    """What differs between two geometries, in words, or None (nnU-Net's own np.allclose tolerances)."""
+    if image.size != reference.size:
+        return f"shape {image.size} vs {reference.size}"
+    for what in ("spacing", "origin", "direction"):
+        a, b = getattr(image, what), getattr(reference, what)
+        if not np.allclose(a, b, rtol=1e-5, atol=1e-5):
+            label = "orientation (direction)" if what == "direction" else what
+            return f"{label} {tuple(round(x, 5) for x in a)} vs {tuple(round(x, 5) for x in b)}"
+    return None
+
+
+def _decompressed_size(path: Path) -> int:
+    size = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"corrupt gzip data: {e}") from e
+    return size
+
+
+def _gzip_trailer_size(path: Path) -> int:
+    """The uncompressed size (mod 2**32) that a single-member gzip file records in its last 4 bytes."""
+    with open(path, "rb") as stream:
+        stream.seek(-4, os.SEEK_END)
+        return struct.unpack("<I", stream.read(4))[0]
+
+
+def check_payload(path: Path) -> None:
+    """Raise ValueError when the voxel data are shorter than the header says or the gzip stream is corrupt.
+
+    A complete gzip file records its uncompressed size in its trailer; a truncated one ends in arbitrary
+    bytes. Only when that size disagrees with the header is the file decompressed to find out (it also
+    differs for valid multi-member gzip files), which keeps the check cheap for the usual good files.
+    """
+    compressed = path.name.lower().endswith(".gz")
+    try:
+        voxels = nib.load(str(path)).dataobj  # reads the header only
+    except Exception as e:  # nibabel raises its own ImageFileError and others for broken headers
+        if compressed:
+            _decompressed_size(path)  # a broken gzip stream is the likelier cause: report that instead
+        raise ValueError(f"unreadable NIfTI header: {e}") from e
+    expected = int(voxels.offset) + int(np.prod(voxels.shape)) * np.dtype(voxels.dtype).itemsize
+    if compressed:
+        if _gzip_trailer_size(path) == expected % 2**32:
+            return
+        size = _decompressed_size(path)
+    else:
+        size = path.stat().st_size
+    if size < expected:
+        raise ValueError(
+            f"truncated file: {size} bytes of voxel data and header, the header needs {expected}"
+        )
+
+
+def copy_as_nii_gz(source: Path, target: Path) -> None:
+    """Copy a NIfTI file to a `.nii.gz` target without decoding it (gzip on the fly for `.nii`)."""
+    if source.name.lower().endswith(".gz"):
+        shutil.copyfile(source, target)
+        return
+    with open(source, "rb") as src, gzip.open(target, "wb", compresslevel=_GZIP_LEVEL) as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+
+
+def write_labels(values: np.ndarray, geometry_from: sitk.Image, target: Path) -> None:
+    """Write a uint8 label map with the geometry (origin, spacing, direction) of `geometry_from`."""
+    image = sitk.GetImageFromArray(values.astype(np.uint8, copy=False))
+    image.CopyInformation(geometry_from)
+    sitk.WriteImage(image, str(target), useCompression=True)

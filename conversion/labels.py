@@ -1,0 +1,108 @@
+"""BraTS label conventions and their mapping to and from nnU-Net's nested region labels.
+
+BraTS 2018–2021 label 1 NCR/NET, 2 edema, 4 enhancing; BraTS 2023 GLI 1 NETC, 2 SNFH, 3 ET (2024
+adds 4 = resection cavity). nnU-Net's BraTS datasets use 1 edema, 2 non-enhancing core, 3 enhancing,
+so that the regions nest: whole tumour (1, 2, 3) ⊃ tumour core (2, 3) ⊃ enhancing tumour (3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CONVENTIONS: tuple[str, ...] = ("2018", "2023")
+_ALIASES = {"2018": "2018", "2019": "2018", "2020": "2018", "2021": "2018", "2023": "2023", "2024": "2023"}
+
+TO_NNUNET: dict[str, dict[int, int]] = {
+    "2018": {0: 0, 1: 2, 2: 1, 4: 3},
+    # The 2024 resection cavity (4) is not tumour: it becomes background, with a warning per case.
+    "2023": {0: 0, 1: 2, 2: 1, 3: 3, 4: 0},
+}
+FROM_NNUNET: dict[str, dict[int, int]] = {
+    "2018": {0: 0, 1: 2, 2: 1, 3: 4},
+    "2023": {0: 0, 1: 2, 2: 1, 3: 3},
+}
+RESECTION_CAVITY_2024 = 4
+
+NNUNET_LABELS: dict[str, int | list[int]] = {
+    "background": 0,
+    "whole tumor": [1, 2, 3],
+    "tumor core": [2, 3],
+    "enhancing tumor": [3],
+}
+REGIONS_CLASS_ORDER: list[int] = [1, 2, 3]
+
+# |x - round(x)| above this in a float seg means it is not a label map (e.g. it was resampled)
+INTEGER_TOLERANCE = 1e-3
+
+
+def normalize_convention(value: str | int) -> str:
+    """'2018'..'2021' -> '2018' (0/1/2/4), '2023'/'2024' -> '2023' (0/1/2/3)."""
+    key = str(value).strip()
+    if key not in _ALIASES:
+        raise ValueError(f"unknown BraTS label convention {value!r}; use one of {sorted(_ALIASES)}")
+    return _ALIASES[key]
+
+
+def _as_integer_labels(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    notes: list[str] = []
+    if np.issubdtype(values.dtype, np.integer):
+        return values, notes
+    if not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(f"segmentation has non-numeric type {values.dtype}")
+    rounded = np.rint(values)
+    deviation = np.abs(values - rounded)
+    bad = ~(deviation <= INTEGER_TOLERANCE)  # also catches NaN
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"segmentation has {int(bad.sum())} non-integer voxel(s) (e.g. {float(values[index])} at "
+            f"array index {index}); a label map must hold whole numbers"
+        )
+    if deviation.any():
+        notes.append(
+            f"float segmentation ({values.dtype}) rounded to integers (max deviation {deviation.max():.2g})"
+        )
+    else:
+        notes.append(f"float segmentation ({values.dtype}) cast to integers")
+    return rounded.astype(np.int64), notes
+
+
+def _lookup(values: np.ndarray, mapping: dict[int, int], what: str) -> np.ndarray:
+    lowest = int(values.min()) if values.size else 0
+    if lowest < 0:
+        present = np.unique(values)
+    else:
+        # bincount is several times faster than np.unique on a 240×240×155 label map
+        present = np.flatnonzero(np.bincount(values.ravel()))
+    unexpected = sorted(int(v) for v in present if int(v) not in mapping)
+    if unexpected:
+        raise ValueError(f"unexpected label values {unexpected}; {what} allows only {sorted(mapping)}")
+    table = np.zeros(max(mapping) + 1, dtype=np.uint8)
+    for source, target in mapping.items():
+        table[source] = target
+    return table[values]
+
+
+def brats_to_nnunet(values: np.ndarray, convention: str) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Map a BraTS seg to nnU-Net region labels; returns (uint8 labels, [(level, message), ...]).
+
+    Raises ValueError for non-integer values or labels the convention does not know.
+    """
+    convention = normalize_convention(convention)
+    integers, notes = _as_integer_labels(np.asarray(values))
+    messages = [("note", n) for n in notes]
+    mapped = _lookup(integers, TO_NNUNET[convention], f"the BraTS {convention} convention")
+    if convention == "2023":
+        cavity = int(np.count_nonzero(integers == RESECTION_CAVITY_2024))
+        if cavity:
+            messages.append(
+                ("warning", f"label 4 (resection cavity, BraTS 2024) in {cavity} voxels mapped to background")
+            )
+    return mapped, messages
+
+
+def nnunet_to_brats(values: np.ndarray, convention: str) -> np.ndarray:
+    """Map nnU-Net region labels (0/1/2/3) back to BraTS labels; raises ValueError on other values."""
+    convention = normalize_convention(convention)
+    integers, _ = _as_integer_labels(np.asarray(values))
+    return _lookup(integers, FROM_NNUNET[convention], "an nnU-Net BraTS region prediction")
