@@ -22,7 +22,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/nnunet-holder demo --output demo_output --device $(DEVICE)
+	$(BIN)/nnunet-holder demo --output demo_output --device $(DEVICE) --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
+from nnunet_holder.architectures.modality_norm import ModalityNorm
 from torch import nn
 
-from nnunet_holder.architectures.modality_norm import ModalityNorm
 from nnunet_holder.losses.mi import MIRegressor
 from nnunet_holder.subsets import all_subsets, fusion_weights, subset_mask
 
@@ -134,7 +134,9 @@ class ModalityParallelNet(nn.Module):
             return
         chosen = tuple(sorted(set(int(m) for m in modalities)))
         if not chosen or chosen[0] < 0 or chosen[-1] >= self.num_modalities:
-            raise ValueError(f"available modalities must be a non-empty subset of 0..{self.num_modalities - 1}")
+            raise ValueError(
+                f"available modalities must be a non-empty subset of 0..{self.num_modalities - 1}"
+            )
         self.available = chosen
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict:
@@ -182,7 +184,7 @@ class ModalityParallelNet(nn.Module):
         weights = fusion_weights(self.subset_mask)
         s = weights.shape[0]
         mi_pred, mi_target, mi_var = [], [], []
-        for regressor, feat in zip(self.mi_regressors, skips[-len(self.mi_regressors):]):
+        for regressor, feat in zip(self.mi_regressors, skips[-len(self.mi_regressors) :], strict=True):
             per_modality = feat.view(b, m, *feat.shape[1:])
             subset_feats = torch.einsum("sm,bm...->bs...", weights.to(feat.dtype), per_modality)
             mu = regressor(subset_feats.reshape(b * s, *feat.shape[1:]))

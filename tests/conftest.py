@@ -39,7 +39,6 @@ def in_nnunet_env(tiny_dataset, monkeypatch, tmp_path):
     return tiny_dataset
 
 
-
 def train_env(env: dict[str, str]) -> dict[str, str]:
     # nnU-Net's augmentation in the main process: no worker start-up on the 2-core CI machine.
     # Only for training: planning crashes with nnUNet_n_proc_DA=0 (NOTES.md §5).
@@ -49,8 +48,25 @@ def train_env(env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def trained(tiny_dataset) -> dict:
     """HolderMITrainer_smoke trained on fold 0 through the real `nnUNetv2_train` (CPU)."""
-    proc = run_cli(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", "HolderMITrainer_smoke",
-                    "-device", "cpu"], train_env(tiny_dataset["env"]), timeout=900)
-    fold = (tiny_dataset["root"] / "results" / tiny_dataset["name"]
-            / "HolderMITrainer_smoke__nnUNetPlans__3d_fullres" / "fold_0")
+    proc = run_cli(
+        [
+            "nnUNetv2_train",
+            str(DATASET_ID),
+            "3d_fullres",
+            "0",
+            "-tr",
+            "HolderMITrainer_smoke",
+            "-device",
+            "cpu",
+        ],
+        train_env(tiny_dataset["env"]),
+        timeout=900,
+    )
+    fold = (
+        tiny_dataset["root"]
+        / "results"
+        / tiny_dataset["name"]
+        / "HolderMITrainer_smoke__nnUNetPlans__3d_fullres"
+        / "fold_0"
+    )
     return {**tiny_dataset, "fold": fold, "trainer": "HolderMITrainer_smoke", "stdout": proc.stdout}

@@ -22,15 +22,22 @@ SHAPE = (24, 24, 24)
 SPACING = (2.0, 2.0, 2.0)
 
 
-def _case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    zz, yy, xx = np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij")
-    brain = ((zz - 12) / 11) ** 2 + ((yy - 12) / 11.5) ** 2 + ((xx - 12) / 10) ** 2 < 1
-    center = rng.uniform(9, 15, size=3)
+def _case(rng: np.random.Generator, shape: tuple[int, int, int] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    # geometry in units of the volume's half-size, so any shape gives the same picture
+    half = np.array(shape) / 2
+    zz, yy, xx = (
+        g / h
+        for g, h in zip(
+            np.meshgrid(*[np.arange(s) - s / 2 + 0.5 for s in shape], indexing="ij"), half, strict=True
+        )
+    )
+    brain = (zz / 0.92) ** 2 + (yy / 0.96) ** 2 + (xx / 0.83) ** 2 < 1
+    center = rng.uniform(-0.25, 0.25, size=3)
     dist = np.sqrt((zz - center[0]) ** 2 + (yy - center[1]) ** 2 + (xx - center[2]) ** 2)
-    r_wt = rng.uniform(5, 7)
+    r_wt = rng.uniform(0.42, 0.58)
     r_tc = r_wt * rng.uniform(0.5, 0.7)
     r_nc = r_tc * rng.uniform(0.4, 0.7)
-    seg = np.zeros(SHAPE, np.uint8)
+    seg = np.zeros(shape, np.uint8)
     seg[(dist < r_wt) & brain] = 1  # edema
     seg[(dist < r_tc) & brain] = 3  # enhancing rim
     seg[(dist < r_nc) & brain] = 2  # necrotic core
@@ -46,7 +53,7 @@ def _case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         img = np.where(brain, base[name], 0.0)
         for label, delta in contrast[name].items():
             img = img + delta * (seg == label)
-        img = img + brain * rng.normal(0, 0.1, SHAPE)
+        img = img + brain * rng.normal(0, 0.1, shape)
         images.append((img * 100).astype(np.float32))
     return np.stack(images), seg
 
@@ -57,14 +64,21 @@ def write_image(array: np.ndarray, path: Path, spacing=SPACING) -> None:
     sitk.WriteImage(img, str(path))
 
 
-def make_raw_dataset(raw_root: Path, dataset_id: int, num_train: int, num_test: int, seed: int = 0) -> Path:
+def make_raw_dataset(
+    raw_root: Path,
+    dataset_id: int,
+    num_train: int,
+    num_test: int,
+    seed: int = 0,
+    shape: tuple[int, int, int] = SHAPE,
+) -> Path:
     """Write Dataset{id}_Tiny with imagesTr/labelsTr and imagesTs/labelsTs."""
     folder = raw_root / f"Dataset{dataset_id:03d}_Tiny"
     rng = np.random.default_rng(seed)
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     for i in range(num_train + num_test):
-        images, seg = _case(rng)
+        images, seg = _case(rng, shape)
         split = "Tr" if i < num_train else "Ts"
         case = f"tiny_{i:03d}"
         for c in range(images.shape[0]):
@@ -103,6 +117,7 @@ def run_cli(args: list[str], env: dict[str, str], timeout: int = 600) -> subproc
     proc = subprocess.run([str(exe), *args[1:]], env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(
-            f"{' '.join(args)} failed ({proc.returncode})\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+            f"{' '.join(args)} failed ({proc.returncode})\n"
+            f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
         )
     return proc

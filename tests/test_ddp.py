@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from nnunet_holder.architectures import ModalityParallelNet
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nnunet_holder.architectures import ModalityParallelNet
 from nnunet_holder.losses import HolderMILoss
 from nnunet_holder.subsets import all_subsets, subset_mask
 from tests.helpers_net import BACKBONES
@@ -36,7 +36,10 @@ def _setup(seed: int = 0):
     loss = HolderMILoss(num_modalities=M, use_sigmoid=True, ds_weights=[2 / 3, 1 / 3], batch_dice=False)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(B, M, 16, 16, 16, generator=g)
-    y = [(torch.rand(B, C, 16, 16, 16, generator=g) > 0.7).float(), (torch.rand(B, C, 8, 8, 8, generator=g) > 0.7).float()]
+    y = [
+        (torch.rand(B, C, 16, 16, 16, generator=g) > 0.7).float(),
+        (torch.rand(B, C, 8, 8, 8, generator=g) > 0.7).float(),
+    ]
     return net, loss, x, y
 
 
@@ -55,7 +58,10 @@ def _worker(rank: int, world: int, folder: str, k: int | None) -> None:
     half = slice(rank * B // world, (rank + 1) * B // world)
     out = ddp(x[half])
     loss(out, [t[half] for t in y]).backward()
-    torch.save({n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}, Path(folder) / f"{rank}.pt")
+    torch.save(
+        {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None},
+        Path(folder) / f"{rank}.pt",
+    )
     dist.destroy_process_group()
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from nnunet_holder.architectures import ModalityParallelNet
+
 from nnunet_holder.subsets import all_subsets
 from tests.helpers_net import BACKBONES, randomise_norms
 
@@ -15,8 +15,9 @@ M, C = 4, 3
 def make_net(kind: str = "plain", width: float = 0.5, deep_supervision: bool = True, m: int = M):
     cls, kwargs = BACKBONES[kind]
     torch.manual_seed(0)
-    net = ModalityParallelNet(cls, kwargs(), num_modalities=m, num_classes=C, width=width,
-                              deep_supervision=deep_supervision)
+    net = ModalityParallelNet(
+        cls, kwargs(), num_modalities=m, num_classes=C, width=width, deep_supervision=deep_supervision
+    )
     randomise_norms(net)
     return net
 
@@ -45,7 +46,7 @@ def test_folding_is_exact(kind):
         for i in range(M):
             ref = reference_backbone(net, kind, i, deep_supervision=True)
             ref_out = ref(x[:, i : i + 1])
-            for scale, ref_scale in zip(out["logits"], ref_out):
+            for scale, ref_scale in zip(out["logits"], ref_out, strict=True):
                 assert (scale[:, i] - ref_scale).abs().max().item() < 1e-5
 
 

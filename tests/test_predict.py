@@ -24,7 +24,18 @@ from nnunet_holder.subsets import all_subsets
 from tests.conftest import DATASET_ID
 from tests.helpers_nnunet import run_cli
 
-MODEL_ARGS = ["-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0", "-tr", "HolderMITrainer_smoke", "-device", "cpu"]
+MODEL_ARGS = [
+    "-d",
+    str(DATASET_ID),
+    "-c",
+    "3d_fullres",
+    "-f",
+    "0",
+    "-tr",
+    "HolderMITrainer_smoke",
+    "-device",
+    "cpu",
+]
 
 
 def _images_ts(trained) -> Path:
@@ -57,8 +68,14 @@ def _preprocessed(predictor: HolderPredictor, folder: Path, case: str) -> torch.
     files = next(c for c in scan_folder(folder, ".nii.gz", 4) if c.case == case)
     images = read_case(files, predictor.plans_manager.image_reader_writer_class(), 4)
     pre = predictor.configuration_manager.preprocessor_class(verbose=False)
-    data, _, _ = pre.run_case_npy(images.images, None, dict(images.properties), predictor.plans_manager,
-                                  predictor.configuration_manager, predictor.dataset_json)
+    data, _, _ = pre.run_case_npy(
+        images.images,
+        None,
+        dict(images.properties),
+        predictor.plans_manager,
+        predictor.configuration_manager,
+        predictor.dataset_json,
+    )
     return torch.from_numpy(data)
 
 
@@ -88,8 +105,13 @@ def test_predict_cli_on_a_mixed_folder(trained, tmp_path):
     sitk.WriteImage(img, str(inp / "mismatch_0003.nii.gz"))
 
     exe = Path(sys.executable).parent / "nnunet-holder"
-    proc = subprocess.run([str(exe), "predict", "-i", str(inp), "-o", str(out), *MODEL_ARGS],
-                          env=trained["env"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(exe), "predict", "-i", str(inp), "-o", str(out), *MODEL_ARGS],
+        env=trained["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # failures are reported in the exit status
     for case in ("tiny_008", "tiny_009", "tiny_010"):
         assert (out / f"{case}.nii.gz").is_file(), proc.stdout + proc.stderr
@@ -97,7 +119,11 @@ def test_predict_cli_on_a_mixed_folder(trained, tmp_path):
     report = {r["case"]: r for r in json.loads((out / "modality_report.json").read_text())}
     assert report["tiny_008"]["used"] == ["T1", "T1ce", "T2", "FLAIR"]
     assert report["tiny_009"]["used"] == ["T1", "FLAIR"] and report["tiny_009"]["missing"] == ["T1ce", "T2"]
-    assert report["tiny_010"]["zero_filled"] == ["T1ce"] and report["tiny_010"]["used"] == ["T1", "T2", "FLAIR"]
+    assert report["tiny_010"]["zero_filled"] == ["T1ce"] and report["tiny_010"]["used"] == [
+        "T1",
+        "T2",
+        "FLAIR",
+    ]
     assert report["broken"]["status"] == "failed" and "broken_0002.nii.gz" in report["broken"]["error"]
     assert "spacing" in report["mismatch"]["error"] and "mismatch_0003.nii.gz" in report["mismatch"]["error"]
     assert "broken_0002.nii.gz" in proc.stdout
@@ -132,12 +158,22 @@ def test_one_pass_fusion_equals_predicting_each_subset(predictor, trained):
 
 def test_vanilla_network_gets_one_zero_filled_pass_per_subset(predictor, trained):
     vanilla = nnUNetTrainer.build_network_architecture(
-        predictor.plans_manager, predictor.configuration_manager, 4, 3, enable_deep_supervision=False)
+        predictor.plans_manager, predictor.configuration_manager, 4, 3, enable_deep_supervision=False
+    )
     baseline = HolderPredictor(use_mirroring=False, device=torch.device("cpu"), allow_tqdm=False)
-    baseline.manual_initialization(vanilla, predictor.plans_manager, predictor.configuration_manager, None,
-                                   predictor.dataset_json, "nnUNetTrainer", None)
+    baseline.manual_initialization(
+        vanilla,
+        predictor.plans_manager,
+        predictor.configuration_manager,
+        None,
+        predictor.dataset_json,
+        "nnUNetTrainer",
+        None,
+    )
     inputs = []
-    vanilla.register_forward_pre_hook(lambda mod, args: inputs.append(args[0].flatten(2).abs().sum(-1)[0] > 0))
+    vanilla.register_forward_pre_hook(
+        lambda mod, args: inputs.append(args[0].flatten(2).abs().sum(-1)[0] > 0)
+    )
     data = _preprocessed(predictor, _images_ts(trained), "tiny_008")
     logits = subset_logits(baseline, data)
     assert list(logits) == all_subsets(4)
@@ -150,8 +186,22 @@ def test_vanilla_network_gets_one_zero_filled_pass_per_subset(predictor, trained
 def test_evaluate_subsets_cli(trained, tmp_path):
     raw = trained["root"] / "raw" / trained["name"]
     out = tmp_path / "eval"
-    proc = run_cli(["nnunet-holder", "evaluate-subsets", "-i", str(raw / "imagesTs"), "-l", str(raw / "labelsTs"),
-                    "-o", str(out), *MODEL_ARGS, "--postprocess-et", "5"], trained["env"])
+    proc = run_cli(
+        [
+            "nnunet-holder",
+            "evaluate-subsets",
+            "-i",
+            str(raw / "imagesTs"),
+            "-l",
+            str(raw / "labelsTs"),
+            "-o",
+            str(out),
+            *MODEL_ARGS,
+            "--postprocess-et",
+            "5",
+        ],
+        trained["env"],
+    )
     assert "| Region" in proc.stdout or "WT" in proc.stdout
     table = json.loads((out / "subset_table.json").read_text())
     assert table["order"][0] == "Fl" and table["order"][-1] == "Full" and len(table["order"]) == 15

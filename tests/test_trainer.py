@@ -5,14 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import nnunet_holder.trainers as holder_trainers
 import numpy as np
 import pytest
 import torch
+from nnunet_holder.trainers import ALL_TRAINERS
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-import nnunet_holder.trainers as holder_trainers
-from nnunet_holder.trainers import ALL_TRAINERS
 from tests.conftest import DATASET_ID, train_env
 from tests.helpers_nnunet import run_cli
 
@@ -52,12 +52,27 @@ def test_resume_with_c_continues_from_latest(trained, tmp_path):
     torch.save(latest, fold / "checkpoint_latest.pth")
     (fold / "checkpoint_final.pth").unlink()
     env = {**train_env(trained["env"]), "nnUNet_results": str(results)}
-    run_cli(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", "HolderMITrainer_smoke", "-device",
-             "cpu", "--c"], env, timeout=900)
+    run_cli(
+        [
+            "nnUNetv2_train",
+            str(DATASET_ID),
+            "3d_fullres",
+            "0",
+            "-tr",
+            "HolderMITrainer_smoke",
+            "-device",
+            "cpu",
+            "--c",
+        ],
+        env,
+        timeout=900,
+    )
     resumed = _checkpoint(fold / "checkpoint_final.pth")
     assert resumed["logging"]["train_losses"][:2] == final["logging"]["train_losses"][:2]
     assert len(resumed["logging"]["train_losses"]) == 3
-    assert resumed["logging"]["train_losses"][2] != final["logging"]["train_losses"][2]  # epoch 2 was retrained
+    assert (
+        resumed["logging"]["train_losses"][2] != final["logging"]["train_losses"][2]
+    )  # epoch 2 was retrained
 
 
 def _trainer(name: str):
@@ -105,7 +120,9 @@ def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env):
     trainer.network.train()
     trainer.train_step(next(dl_train))
     # nnU-Net weights the lowest-resolution deep-supervision head 0: its seg layer is the one exception
-    lowest_head = "backbone.decoder.seg_layers.0."  # dynamic-network-architectures orders them deep to shallow
+    lowest_head = (
+        "backbone.decoder.seg_layers.0."  # dynamic-network-architectures orders them deep to shallow
+    )
     for name, p in trainer.network.named_parameters():
         if name.startswith(lowest_head):
             continue

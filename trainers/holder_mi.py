@@ -15,6 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from nnunet_holder.architectures import ModalityParallelNet, build_from_plans
+from nnunet_holder.trainers.overrides import OverridesMixin
 from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
@@ -25,10 +27,14 @@ from torch import distributed as dist
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nnunet_holder.architectures import ModalityParallelNet, build_from_plans
 from nnunet_holder.losses import HolderMILoss
-from nnunet_holder.subsets import all_subsets, default_modality_names, fusion_weights, subset_mask, subset_name
-from nnunet_holder.trainers.overrides import OverridesMixin
+from nnunet_holder.subsets import (
+    all_subsets,
+    default_modality_names,
+    fusion_weights,
+    subset_mask,
+    subset_name,
+)
 
 
 def deep_supervision_weights(num_scales: int, keep_last: bool) -> list[float]:
@@ -98,7 +104,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         )
 
     def parallel_network(self) -> ModalityParallelNet:
-        """The ModalityParallelNet under any DDP / torch.compile wrapping (for settings, never for forward)."""
+        """The ModalityParallelNet under any DDP / compile wrapping (for settings, never for forward)."""
         mod = self.network.module if isinstance(self.network, DDP) else self.network
         return mod._orig_mod if isinstance(mod, OptimizedModule) else mod
 
@@ -122,7 +128,9 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         super().on_train_epoch_end(train_outputs)
         collated = collate_outputs(train_outputs)
         parts = {k: float(np.mean(collated[k])) for k in ("dice", "hd", "mi") if k in collated}
-        self.print_to_log_file("train loss parts (this rank): " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items()))
+        self.print_to_log_file(
+            "train loss parts (this rank): " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items())
+        )
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
@@ -131,9 +139,11 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     def validation_step(self, batch: dict) -> dict:
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
-        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) else [
-            target.to(self.device, non_blocking=True)
-        ]
+        target = (
+            [t.to(self.device, non_blocking=True) for t in target]
+            if isinstance(target, list)
+            else [target.to(self.device, non_blocking=True)]
+        )
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             output = self.network(data)
             loss = self.loss(output, target)
@@ -178,7 +188,9 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         names = default_modality_names(self.num_input_channels)
         self.print_to_log_file(
             f"Pseudo dice, mean over {len(self._subsets)} modality subsets: {np.nanmean(per_subset):.4f}; "
-            + ", ".join(f"{subset_name(s, names)} {d:.3f}" for s, d in zip(self._subsets, per_subset))
+            + ", ".join(
+                f"{subset_name(s, names)} {d:.3f}" for s, d in zip(self._subsets, per_subset, strict=True)
+            )
         )
 
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
@@ -191,4 +203,3 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         from nnunet_holder.evaluate.validation import evaluate_validation_subsets
 
         evaluate_validation_subsets(self)
-

@@ -14,15 +14,27 @@ def _run(args: argparse.Namespace) -> int:
     from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds
 
     folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)
-    predictor = load_predictor(folder, parse_folds(args.folds), args.checkpoint, parse_device(args.device),
-                               use_mirroring=not args.disable_tta, allow_tqdm=False)
+    predictor = load_predictor(
+        folder,
+        parse_folds(args.folds),
+        args.checkpoint,
+        parse_device(args.device),
+        use_mirroring=not args.disable_tta,
+        allow_tqdm=False,
+    )
     out = Path(args.output)
     if (out / "subset_table.json").exists() and not args.overwrite:
         raise SystemExit(f"{out} already holds an evaluation; pass --overwrite to replace it")
     failures: list[str] = []
     n, cases = raw_cases(predictor, Path(args.images), Path(args.labels), failures)
-    summary = evaluate_cases(predictor, cases, out, postprocess_et=args.postprocess_et, num_cases=n,
-                             title=f"{args.trainer} ({folder.parent.name})")
+    summary = evaluate_cases(
+        predictor,
+        cases,
+        out,
+        postprocess_et=args.postprocess_et,
+        num_cases=n,
+        title=f"{args.trainer} ({folder.parent.name})",
+    )
     print_summary(summary)
     print(f"\nwritten to {out}: subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png")
     for f in failures:
@@ -38,11 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "HolderMITrainer models need ONE sliding-window pass per case; other nnU-Net models are run once per "
         "subset with the missing channels zero-filled. Dice and HD95 (BraTS 2017-2021 empty rules).",
     )
-    p.add_argument("-i", dest="images", required=True, help="folder of CASE_XXXX.nii.gz images (all channels)")
+    p.add_argument(
+        "-i", dest="images", required=True, help="folder of CASE_XXXX.nii.gz images (all channels)"
+    )
     p.add_argument("-l", dest="labels", required=True, help="folder of CASE.nii.gz reference segmentations")
     p.add_argument("-o", dest="output", required=True, help="output folder")
     add_model_arguments(p)
-    p.add_argument("--postprocess-et", type=int, default=None, metavar="VOXELS",
-                   help="RFNet post-processing: predicted ET smaller than VOXELS becomes empty (RFNet: 500)")
+    p.add_argument(
+        "--postprocess-et",
+        type=int,
+        default=None,
+        metavar="VOXELS",
+        help="RFNet post-processing: predicted ET smaller than VOXELS becomes empty (RFNet: 500)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing evaluation in -o")
     p.set_defaults(func=_run)

@@ -16,8 +16,16 @@ from nnunetv2.inference.export_prediction import convert_predicted_logits_to_seg
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.subsets import all_subsets
 
-BRATS_SHORT_NAMES = {"t1": "T1", "t1ce": "T1c", "t1c": "T1c", "t2": "T2", "flair": "Fl", "t1n": "T1", "t2w": "T2",
-                     "t2f": "Fl"}
+BRATS_SHORT_NAMES = {
+    "t1": "T1",
+    "t1ce": "T1c",
+    "t1c": "T1c",
+    "t2": "T2",
+    "flair": "Fl",
+    "t1n": "T1",
+    "t2w": "T2",
+    "t2f": "Fl",
+}
 
 
 def modality_short_names(channel_names: dict[str, str]) -> tuple[str, ...]:

@@ -59,13 +59,28 @@ def evaluate_cases(
         predict_seconds = time.perf_counter() - start
         segs = {s: to_segmentation(predictor, lg, prepared.properties) for s, lg in logits.items()}
         for s, seg in segs.items():
-            scores = evaluate_case(seg, prepared.reference, regions, region_names, prepared.spacing,
-                                   et_index=et_index, postprocess_et_voxels=postprocess_et)
+            scores = evaluate_case(
+                seg,
+                prepared.reference,
+                regions,
+                region_names,
+                prepared.spacing,
+                et_index=et_index,
+                postprocess_et_voxels=postprocess_et,
+            )
             rows.append({"case": prepared.case, "subset": subset_name(s, short), **scores})
-        timings.append({"case": prepared.case, "predict_seconds": predict_seconds,
-                        "total_seconds": time.perf_counter() - start})
+        timings.append(
+            {
+                "case": prepared.case,
+                "predict_seconds": predict_seconds,
+                "total_seconds": time.perf_counter() - start,
+            }
+        )
         if overlay is None and prepared.raw_images is not None:
-            overlay = (prepared, {subset_name(s, short): segs[s] for s in subsets if len(s) in (1, len(short))})
+            overlay = (
+                prepared,
+                {subset_name(s, short): segs[s] for s in subsets if len(s) in (1, len(short))},
+            )
     if not rows:
         raise SystemExit("no case could be evaluated")
     order = [subset_name(s, short) for s in subsets]
@@ -84,7 +99,9 @@ def _figures(summary: Summary, overlay, short: tuple[str, ...], out_dir: Path, t
     if overlay is not None:
         prepared, preds = overlay
         images = {name: prepared.raw_images[i] for i, name in enumerate(short)}
-        overlay_figure(images, prepared.reference, preds, out_dir / f"overlay_{prepared.case}.png", title=title)
+        overlay_figure(
+            images, prepared.reference, preds, out_dir / f"overlay_{prepared.case}.png", title=title
+        )
 
 
 def print_summary(summary: Summary) -> None:

@@ -40,8 +40,12 @@ def raw_cases(
                 case = read_case(files, reader, m)
                 if case.missing or case.zero_filled:
                     absent = sorted(case.missing + case.zero_filled)
-                    raise CaseError(files.case, None, f"channels {absent} missing or all zero; evaluating every "
-                                    "subset needs every modality")
+                    raise CaseError(
+                        files.case,
+                        None,
+                        f"channels {absent} missing or all zero; evaluating every "
+                        "subset needs every modality",
+                    )
                 if not label_file.is_file():
                     raise CaseError(files.case, label_file, "reference segmentation not found")
                 try:
@@ -49,15 +53,22 @@ def raw_cases(
                 except Exception as e:
                     raise CaseError(files.case, label_file, f"unreadable: {e}") from e
                 if seg.shape[1:] != case.images.shape[1:]:
-                    raise CaseError(files.case, label_file,
-                                    f"shape {seg.shape[1:]} differs from the images' {case.images.shape[1:]}")
+                    raise CaseError(
+                        files.case,
+                        label_file,
+                        f"shape {seg.shape[1:]} differs from the images' {case.images.shape[1:]}",
+                    )
             except CaseError as e:
                 failures.append(str(e))
                 tqdm.write(f"ERROR {e}")
                 continue
             properties = dict(case.properties)
             data, _, properties = preprocessor.run_case_npy(
-                case.images.copy(), None, properties, predictor.plans_manager, predictor.configuration_manager,
+                case.images.copy(),
+                None,
+                properties,
+                predictor.plans_manager,
+                predictor.configuration_manager,
                 dataset_json,
             )
             yield PreparedCase(

@@ -22,15 +22,29 @@ def evaluate_validation_subsets(trainer) -> None:
         network = trainer.parallel_network()
         trainer.set_deep_supervision_enabled(False)
         network.eval()
-        predictor = HolderPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
-                                    perform_everything_on_device=trainer.device.type == "cuda",
-                                    device=trainer.device, verbose=False, allow_tqdm=False)
-        predictor.manual_initialization(network, trainer.plans_manager, trainer.configuration_manager, None,
-                                        trainer.dataset_json, type(trainer).__name__,
-                                        trainer.inference_allowed_mirroring_axes)
+        predictor = HolderPredictor(
+            tile_step_size=0.5,
+            use_gaussian=True,
+            use_mirroring=True,
+            perform_everything_on_device=trainer.device.type == "cuda",
+            device=trainer.device,
+            verbose=False,
+            allow_tqdm=False,
+        )
+        predictor.manual_initialization(
+            network,
+            trainer.plans_manager,
+            trainer.configuration_manager,
+            None,
+            trainer.dataset_json,
+            type(trainer).__name__,
+            trainer.inference_allowed_mirroring_axes,
+        )
         n, cases = validation_cases(trainer)
         out_dir = Path(trainer.output_folder) / "validation"
-        summary = evaluate_cases(predictor, cases, out_dir, num_cases=n, title=f"{type(trainer).__name__} validation")
+        summary = evaluate_cases(
+            predictor, cases, out_dir, num_cases=n, title=f"{type(trainer).__name__} validation"
+        )
         dice_cols = [m for m in summary.metrics if m.startswith("Dice_")]
         per_subset = {s: float(np.mean([summary.stats[s][m].mean for m in dice_cols])) for s in summary.order}
         trainer.print_to_log_file(

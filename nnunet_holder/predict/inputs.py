@@ -61,7 +61,9 @@ def scan_folder(folder: Path, file_ending: str, num_channels: int) -> list[CaseF
         channel = int(match["channel"])
         if channel >= num_channels:
             case.problems.append(
-                CaseError(case.case, path, f"channel {channel:04d} does not exist: the model has {num_channels}")
+                CaseError(
+                    case.case, path, f"channel {channel:04d} does not exist: the model has {num_channels}"
+                )
             )
         else:
             case.files[channel] = path

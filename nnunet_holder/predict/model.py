@@ -41,7 +41,9 @@ def parse_folds(folds: Sequence[str]) -> list[int | str]:
 def model_folder(dataset: str, configuration: str, trainer: str, plans: str) -> Path:
     folder = Path(get_output_folder(dataset, trainer, plans, configuration))
     if not folder.is_dir():
-        raise SystemExit(f"no trained model at {folder} (dataset {dataset}, -tr {trainer}, -p {plans}, -c {configuration})")
+        raise SystemExit(
+            f"no trained model at {folder} (dataset {dataset}, -tr {trainer}, -p {plans}, -c {configuration})"
+        )
     return folder
 
 

@@ -77,7 +77,9 @@ def predict_folder(
         if not ready:
             return
         predictor.predict_from_list_of_npy_arrays(
-            [c.images for c, _ in ready], None, [c.properties for c, _ in ready],
+            [c.images for c, _ in ready],
+            None,
+            [c.properties for c, _ in ready],
             [str(output_dir / c.case) for c, _ in ready],
             num_processes=min(num_processes, len(ready)),
             num_processes_segmentation_export=min(default_num_processes, num_processes),

@@ -102,7 +102,9 @@ class HolderPredictor(nnUNetPredictor):
             counts = torch.zeros(data.shape[1:], dtype=torch.float32, device=results_device)
             gaussian = (
                 compute_gaussian(
-                    tuple(self.configuration_manager.patch_size), sigma_scale=1.0 / 8, value_scaling_factor=10,
+                    tuple(self.configuration_manager.patch_size),
+                    sigma_scale=1.0 / 8,
+                    value_scaling_factor=10,
                     device=results_device,
                 ).float()
                 if self.use_gaussian

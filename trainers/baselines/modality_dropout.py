@@ -7,10 +7,10 @@ use, as DDP requires. Validation sees all modalities.
 """
 
 import torch
+from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMOKE, OverridesMixin
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_holder.subsets import all_subsets, subset_mask
-from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMOKE, OverridesMixin
 
 
 class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):

@@ -4,9 +4,8 @@
 does not have, so the baseline trains exactly as long as HolderMITrainer's variants.
 """
 
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
 from nnunet_holder.trainers.overrides import DEMO, SMOKE, OverridesMixin
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
 class nnUNetTrainer_smoke(OverridesMixin, nnUNetTrainer):

@@ -5,14 +5,15 @@ stays the plans' (the paper used 8 on two GPUs).
 """
 
 import torch
-from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
-
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
 
 class HolderMITrainer_paper(HolderMITrainer):
     overrides = {"initial_lr": 8e-4, "weight_decay": 1e-5, "num_epochs": 600}
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay
+        )
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
