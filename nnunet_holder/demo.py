@@ -11,6 +11,7 @@ figures, training curves and a plain statement of which model wins on the missin
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import numpy as np
 
 DATASET_ID = 990
 DATASET_NAME = "SyntheticBraTS"
+DATASET_FOLDER = f"Dataset{DATASET_ID}_{DATASET_NAME}"
 BASELINE = "nnUNetTrainer_demo"
 HOLDER = "HolderMITrainer_demo"
 DROPOUT = "nnUNetTrainerModalityDropout_demo"
@@ -131,7 +133,7 @@ def run_demo(args: argparse.Namespace) -> int:
     )
 
     _step(
-        f"2/6 convert-brats -> nnU-Net raw Dataset{DATASET_ID}_{DATASET_NAME} ({args.test_cases} test cases)",
+        f"2/6 convert-brats -> nnU-Net raw {DATASET_FOLDER} ({args.test_cases} test cases)",
         started,
     )
     result = convert_brats(brats, DATASET_ID, DATASET_NAME, test_cases=args.test_cases, num_processes=2)
@@ -142,7 +144,12 @@ def run_demo(args: argparse.Namespace) -> int:
         ["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2"],
         env,
         root / "logs" / "plan_and_preprocess.log",
-        show=("patch_size", "Preprocessing dataset"),
+    )
+    plans = json.loads((root / "nnUNet_preprocessed" / DATASET_FOLDER / "nnUNetPlans.json").read_text())
+    config = plans["configurations"]["3d_fullres"]
+    print(
+        f"   patch size {config['patch_size']}, batch size {config['batch_size']}, "
+        f"median image size {config['median_image_size_in_voxels']}"
     )
 
     train_env = {**env, "nnUNet_n_proc_DA": env.get("nnUNet_n_proc_DA", "0" if args.device == "cpu" else "8")}
@@ -160,15 +167,10 @@ def run_demo(args: argparse.Namespace) -> int:
         )
 
     summaries = {}
-    raw = root / "nnUNet_raw" / f"Dataset{DATASET_ID}_{DATASET_NAME}"
+    raw = root / "nnUNet_raw" / DATASET_FOLDER
     for trainer in trainers:
         _step(f"5/6 evaluate every modality subset on the test set: {trainer}", started)
-        folder = (
-            root
-            / "nnUNet_results"
-            / f"Dataset{DATASET_ID}_{DATASET_NAME}"
-            / f"{trainer}__nnUNetPlans__3d_fullres"
-        )
+        folder = root / "nnUNet_results" / DATASET_FOLDER / f"{trainer}__nnUNetPlans__3d_fullres"
         predictor = load_predictor(
             folder, [0], device=parse_device(args.device), use_mirroring=False, allow_tqdm=False
         )
@@ -222,7 +224,7 @@ def write_report(
         curve = (
             root
             / "nnUNet_results"
-            / f"Dataset{DATASET_ID}_{DATASET_NAME}"
+            / DATASET_FOLDER
             / f"{trainer}__nnUNetPlans__3d_fullres"
             / "fold_0"
             / "progress.png"
@@ -247,7 +249,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="demo_output", help="working and report folder (default: demo_output)")
     p.add_argument("--cases", type=int, default=32, help="synthetic cases (default 32)")
     p.add_argument("--test-cases", type=int, default=8, help="held-out test cases (default 8)")
-    p.add_argument("--spacing", type=float, default=4.0, help="voxel size in mm (default 4: CPU-sized)")
+    p.add_argument("--spacing", type=float, default=5.0, help="voxel size in mm (default 5: CPU-sized)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="training/inference device")
     p.add_argument("--with-dropout", action="store_true", help="also train the modality-dropout baseline")

@@ -1,8 +1,9 @@
 """The subset table of a trainer's final validation (called from HolderMITrainer).
 
 Runs after nnU-Net's own validation, on the same validation cases, with the trainer's network,
-and writes `validation/subset_table.{csv,md,json}` beside nnU-Net's summary.json. Under DDP the
-first rank evaluates while the others wait at a barrier (every rank reaches it once).
+and writes `validation/subset_table.{csv,md,json}` beside nnU-Net's summary.json. Under DDP only
+the first rank evaluates; the others finish without waiting for it, because a barrier held for
+the whole evaluation of a large validation set would outlast nccl's collective timeout.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from torch import distributed as dist
 
 from nnunet_holder.evaluate.runner import evaluate_cases
 from nnunet_holder.evaluate.sources import validation_cases
@@ -18,39 +18,38 @@ from nnunet_holder.predict.predictor import HolderPredictor
 
 
 def evaluate_validation_subsets(trainer) -> None:
-    if trainer.local_rank == 0:
-        network = trainer.parallel_network()
-        trainer.set_deep_supervision_enabled(False)
-        network.eval()
-        predictor = HolderPredictor(
-            tile_step_size=0.5,
-            use_gaussian=True,
-            use_mirroring=True,
-            perform_everything_on_device=trainer.device.type == "cuda",
-            device=trainer.device,
-            verbose=False,
-            allow_tqdm=False,
-        )
-        predictor.manual_initialization(
-            network,
-            trainer.plans_manager,
-            trainer.configuration_manager,
-            None,
-            trainer.dataset_json,
-            type(trainer).__name__,
-            trainer.inference_allowed_mirroring_axes,
-        )
-        n, cases = validation_cases(trainer)
-        out_dir = Path(trainer.output_folder) / "validation"
-        summary = evaluate_cases(
-            predictor, cases, out_dir, num_cases=n, title=f"{type(trainer).__name__} validation"
-        )
-        dice_cols = [m for m in summary.metrics if m.startswith("Dice_")]
-        per_subset = {s: float(np.mean([summary.stats[s][m].mean for m in dice_cols])) for s in summary.order}
-        trainer.print_to_log_file(
-            f"Subset validation ({n} cases), mean Dice over regions: "
-            + ", ".join(f"{s} {v:.4f}" for s, v in per_subset.items())
-            + f"; table: {out_dir / 'subset_table.md'}"
-        )
-    if trainer.is_ddp:
-        dist.barrier()
+    if trainer.local_rank != 0:
+        return
+    network = trainer.parallel_network()
+    trainer.set_deep_supervision_enabled(False)
+    network.eval()
+    predictor = HolderPredictor(
+        tile_step_size=0.5,
+        use_gaussian=True,
+        use_mirroring=True,
+        perform_everything_on_device=trainer.device.type == "cuda",
+        device=trainer.device,
+        verbose=False,
+        allow_tqdm=False,
+    )
+    predictor.manual_initialization(
+        network,
+        trainer.plans_manager,
+        trainer.configuration_manager,
+        None,
+        trainer.dataset_json,
+        type(trainer).__name__,
+        trainer.inference_allowed_mirroring_axes,
+    )
+    n, cases = validation_cases(trainer)
+    out_dir = Path(trainer.output_folder) / "validation"
+    summary = evaluate_cases(
+        predictor, cases, out_dir, num_cases=n, title=f"{type(trainer).__name__} validation"
+    )
+    dice_cols = [m for m in summary.metrics if m.startswith("Dice_")]
+    per_subset = {s: float(np.mean([summary.stats[s][m].mean for m in dice_cols])) for s in summary.order}
+    trainer.print_to_log_file(
+        f"Subset validation ({n} cases), mean Dice over regions: "
+        + ", ".join(f"{s} {v:.4f}" for s, v in per_subset.items())
+        + f"; table: {out_dir / 'subset_table.md'}"
+    )
