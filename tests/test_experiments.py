@@ -1,0 +1,216 @@
+"""Fast checks of the paper-reproduction recipes and the benchmark helpers.
+
+The gather script `experiments/compare.py` is run on subset tables written by the evaluation layer
+from hand-made rows, and its numbers are checked against means computed here from those rows; the
+shell scripts are syntax-checked and dry-run, and every trainer they or the README name must exist;
+the benchmarks' plans builder and docs-section writer are checked without timing anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnunet_holder.evaluate.metrics import metric_columns
+from nnunet_holder.evaluate.tables import paper_subset_order, summarise, write_summary
+from nnunet_holder.subsets import all_subsets, subset_name
+
+REPO = Path(__file__).resolve().parent.parent
+EXPERIMENTS = REPO / "experiments"
+SCRIPTS = sorted(EXPERIMENTS.glob("table*.sh"))
+BRATS = ("T1", "T1c", "T2", "Fl")
+ORDER = paper_subset_order(BRATS)
+REGIONS = ["WT", "TC", "ET"]
+METRICS = metric_columns(REGIONS)
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+compare = _load(EXPERIMENTS / "compare.py", "experiments_compare")
+sys.path.insert(0, str(REPO / "benchmarks"))
+common = _load(REPO / "benchmarks" / "_common.py", "_common")
+
+
+def make_rows(seed: int, n_cases: int = 3) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(n_cases):
+        for subset in ORDER:
+            row = {"case": f"case_{c}", "subset": subset}
+            for m in METRICS:
+                row[m] = float(rng.uniform(0, 1) if m.startswith("Dice") else rng.uniform(0, 50))
+            rows.append(row)
+    return rows
+
+
+def subset_mean(rows: list[dict], subset: str, metric: str) -> float:
+    return float(np.mean([r[metric] for r in rows if r["subset"] == subset]))
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> dict:
+    """Three evaluations: model A on two splits, model B on one, as evaluate-subsets writes them."""
+    root = tmp_path_factory.mktemp("results")
+    rows = {("s1", "A"): make_rows(1), ("s2", "A"): make_rows(2), ("s1", "B"): make_rows(3)}
+    for (split, model), r in rows.items():
+        write_summary(summarise(r, ORDER, METRICS, modality_names=BRATS), root / split / model)
+    return {"root": root, "rows": rows}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_compare_script_subsets_layout_matches_the_inputs(tables, tmp_path):
+    root, rows = tables["root"], tables["rows"]
+    stem = tmp_path / "out" / "table2"
+    proc = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / "compare.py"), f"Holder={root / 's1' / 'A'}",
+         str(root / "s1" / "B" / "subset_table.json"), "-o", str(stem)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| Region"))
+    assert header.split("|")[3:-1] == [f" {s} " for s in [*ORDER, "Avg"]]
+    assert f"| WT | Holder | {subset_mean(rows['s1', 'A'], 'Fl', 'Dice_WT') * 100:.1f} |" in proc.stdout
+    assert stem.with_suffix(".md").read_text() == proc.stdout.rstrip("\n") + "\n"
+    out = read_csv(stem.with_suffix(".csv"))
+    assert [(r["region"], r["model"]) for r in out] == [(g, m) for g in REGIONS for m in ("Holder", "B")]
+    for r in out:
+        source = rows["s1", "A" if r["model"] == "Holder" else "B"]
+        metric = f"Dice_{r['region']}"
+        expected = [subset_mean(source, s, metric) for s in ORDER]
+        assert [float(r[s]) for s in ORDER] == pytest.approx(expected, rel=1e-12)
+        assert float(r["Average"]) == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+def test_average_over_splits_is_the_mean_of_the_split_means(tables, tmp_path, capsys):
+    root, rows = tables["root"], tables["rows"]
+    stem = tmp_path / "mean"
+    assert compare.main(["--average", str(root / "s*" / "A"), "--metric", "HD95", "-o", str(stem)]) == 0
+    (row_wt, *_) = read_csv(stem.with_suffix(".csv"))
+    assert row_wt["model"] == "A" and row_wt["region"] == "WT"
+    for s in ORDER:
+        split_means = [subset_mean(rows[split, "A"], s, "HD95_WT") for split in ("s1", "s2")]
+        assert float(row_wt[s]) == pytest.approx(np.mean(split_means), rel=1e-12)
+    assert "HD95 (mm)" in capsys.readouterr().out
+
+
+def test_several_tables_under_one_name_need_average(tables):
+    with pytest.raises(SystemExit, match="--average"):
+        compare.main([str(tables["root"] / "s*" / "A")])
+    with pytest.raises(SystemExit, match="no subset_table.json"):
+        compare.main([str(tables["root"] / "nowhere")])
+
+
+def test_regions_layout(tables, tmp_path):
+    root, rows = tables["root"], tables["rows"]
+    stem = tmp_path / "regions"
+    compare.main(["--layout", "regions", f"KL={root / 's1' / 'B'}", f"Hölder={root / 's1' / 'A'}",
+                  "-o", str(stem)])
+    out = {r["model"]: r for r in read_csv(stem.with_suffix(".csv"))}
+    assert list(out) == ["KL", "Hölder"]
+    means = [np.mean([subset_mean(rows["s1", "A"], s, f"Dice_{g}") for s in ORDER]) for g in REGIONS]
+    assert [float(out["Hölder"][g]) for g in REGIONS] == pytest.approx(means, rel=1e-12)
+    assert float(out["Hölder"]["Avg"]) == pytest.approx(np.mean(means), rel=1e-12)
+
+
+def test_missing_layout_groups_subsets_by_the_number_of_missing_modalities(tables, tmp_path):
+    root, rows = tables["root"], tables["rows"]
+    stem = tmp_path / "missing"
+    compare.main(["--layout", "missing", f"full={root / 's1' / 'A'}", "-o", str(stem)])
+    out = {r["region"]: r for r in read_csv(stem.with_suffix(".csv"))}
+    sizes = {subset_name(s, BRATS): len(s) for s in all_subsets(4)}
+    source = rows["s1", "A"]
+    for region, metrics in [("TC", ["Dice_TC"]), ("mean", [f"Dice_{g}" for g in REGIONS])]:
+        for missing in range(4):
+            chosen = [s for s in ORDER if 4 - sizes[s] == missing]
+            expected = np.mean([subset_mean(source, s, m) for s in chosen for m in metrics])
+            assert float(out[region][f"{missing} missing"]) == pytest.approx(expected, rel=1e-12)
+        expected_avg = np.mean([subset_mean(source, s, m) for s in ORDER for m in metrics])
+        assert float(out[region]["Avg"]) == pytest.approx(expected_avg, rel=1e-12)
+
+
+@pytest.mark.parametrize("script", SCRIPTS + [EXPERIMENTS / "lib.sh"], ids=lambda p: p.name)
+def test_shell_scripts_parse(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def _dry_run(script: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1"}  # no nnU-Net variables: placeholders are printed
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _known_trainers() -> set[str]:
+    from nnunet_holder.trainers import ALL_TRAINERS
+
+    return {t.__name__ for t in ALL_TRAINERS} | {"nnUNetTrainer"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_dry_run_trains_and_evaluates_only_known_trainers(script):
+    out = _dry_run(script)
+    commands = [line[2:] for line in out.splitlines() if line.startswith("+ ")]
+    def trainers(prefix: str) -> list[str]:
+        return [re.search(r"-tr (\S+)", c).group(1) for c in commands if c.startswith(prefix)]
+
+    trained, evaluated = trainers("nnUNetv2_train "), trainers("nnunet-holder evaluate-subsets ")
+    assert trained and set(trained) == set(evaluated)
+    assert set(trained) <= _known_trainers()
+    assert all(" 3d_fullres 0 " in c for c in commands if c.startswith("nnUNetv2_train "))
+    assert commands[-1].startswith("python ") and "compare.py" in commands[-1]
+
+
+def test_every_trainer_named_in_the_experiments_exists():
+    text = "\n".join(p.read_text() for p in [*SCRIPTS, EXPERIMENTS / "README.md"])
+    named = set(re.findall(r"\b(?:HolderMITrainer|nnUNetTrainer)\w*", text))
+    assert "HolderMITrainer_paper" in named
+    assert named <= _known_trainers(), sorted(named - _known_trainers())
+
+
+def test_benchmark_plans_follow_nnunet_pooling_rule():
+    assert common.stage_strides((128, 128, 128)) == [[1, 1, 1]] + [[2, 2, 2]] * 5
+    assert common.stage_strides((128, 160, 112))[-1] == [2, 2, 1]  # 112 -> 7 voxels: no 6th pooling in z
+    assert common.stage_strides((32, 32, 32)) == [[1, 1, 1]] + [[2, 2, 2]] * 3 + [[1, 1, 1]] * 2
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    config = PlansManager(common.brats_plans((64, 64, 64))).get_configuration("3d_fullres")
+    kwargs = config.network_arch_init_kwargs
+    assert config.patch_size == [64, 64, 64] and config.batch_size == 2
+    assert kwargs["n_stages"] == 6 and kwargs["features_per_stage"] == [32, 64, 128, 256, 320, 320]
+    assert common.parse_shape("128,160,112") == (128, 160, 112) and common.parse_shape("48") == (48, 48, 48)
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    common.write_section("train_step", "## Train\nfirst\n", doc)
+    common.write_section("inference", "## Inference\nkept\n", doc)
+    common.write_section("train_step", "## Train\nsecond\n", doc)
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks")
+    assert "second" in text and "first" not in text and "kept" in text
+    assert text.count("<!-- benchmark:train_step:begin -->") == 1
+    assert text.index("## Train") < text.index("## Inference")
+
+
+def test_machine_line_names_cpu_cores_torch_and_date():
+    import torch
+
+    line = common.machine_line(torch.device("cpu"))
+    assert common.cpu_model() in line and "cores" in line and f"torch {torch.__version__}" in line
+    assert re.search(r"date \d{4}-\d\d-\d\d", line)
