@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ]) + "\n"
     print(body)
     if args.write:
-        print(f"written to {write_section(SECTION, body)}", file=sys.stderr)
+        print(f"written to {write_section(f'{SECTION}:{device.type}', body)}", file=sys.stderr)
     return 0
 
 

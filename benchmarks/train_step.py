@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     body = report(models, args, device, patch)
     print(body)
     if args.write:
-        print(f"written to {write_section(SECTION, body)}", file=sys.stderr)
+        print(f"written to {write_section(f'{SECTION}:{device.type}', body)}", file=sys.stderr)
     return 0
 
 
