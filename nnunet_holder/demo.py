@@ -84,11 +84,12 @@ def verdict(summaries: dict, holder: str, others: list[str]) -> list[str]:
         avg_h = np.mean([_mean_dice(holder_summary, s) for s in missing_subsets])
         avg_o = np.mean([_mean_dice(summaries[other], s) for s in missing_subsets])
         full = (_mean_dice(holder_summary, "Full"), _mean_dice(summaries[other], "Full"))
-        head = (
-            "beats"
-            if not losses
-            else ("does NOT beat" if len(wins) < len(missing_subsets) / 2 else "mostly beats")
-        )
+        if not losses:
+            head = "beats"
+        elif len(wins) > len(missing_subsets) / 2:
+            head = "beats, on most but not all,"
+        else:
+            head = "does NOT beat"
         lines.append(
             f"{holder} {head} {other} on the missing-modality subsets: higher mean Dice (over WT/TC/ET) on "
             f"{len(wins)} of {len(missing_subsets)} subsets; average over them "
