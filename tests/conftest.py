@@ -45,20 +45,16 @@ def train_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "nnUNet_n_proc_DA": "0"}
 
 
+def train_command(trainer: str, *extra: str) -> list[str]:
+    """`nnUNetv2_train` of the tiny dataset, fold 0, on the CPU."""
+    return ["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", "cpu", *extra]
+
+
 @pytest.fixture(scope="session")
 def trained(tiny_dataset) -> dict:
     """HolderMITrainer_smoke trained on fold 0 through the real `nnUNetv2_train` (CPU)."""
     proc = run_cli(
-        [
-            "nnUNetv2_train",
-            str(DATASET_ID),
-            "3d_fullres",
-            "0",
-            "-tr",
-            "HolderMITrainer_smoke",
-            "-device",
-            "cpu",
-        ],
+        train_command("HolderMITrainer_smoke"),
         train_env(tiny_dataset["env"]),
         timeout=900,
     )

@@ -13,7 +13,7 @@ from nnunet_holder.trainers import ALL_TRAINERS
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-from tests.conftest import DATASET_ID, train_env
+from tests.conftest import DATASET_ID, train_command, train_env
 from tests.helpers_nnunet import run_cli
 
 
@@ -53,17 +53,7 @@ def test_resume_with_c_continues_from_latest(trained, tmp_path):
     (fold / "checkpoint_final.pth").unlink()
     env = {**train_env(trained["env"]), "nnUNet_results": str(results)}
     run_cli(
-        [
-            "nnUNetv2_train",
-            str(DATASET_ID),
-            "3d_fullres",
-            "0",
-            "-tr",
-            "HolderMITrainer_smoke",
-            "-device",
-            "cpu",
-            "--c",
-        ],
+        train_command("HolderMITrainer_smoke", "--c"),
         env,
         timeout=900,
     )
