@@ -134,6 +134,22 @@ train_and_evaluate() {
     done
 }
 
+# ablation_table OUTPUT_STEM LAYOUT SPLIT "LABEL:TRAINER"...: one BraTS 2018 split, every row's model
+# trained and evaluated, then the rows gathered into one table (Tables IV, V and VIII).
+ablation_table() {
+    local stem="$1" layout="$2" split="$3" id row
+    shift 3
+    setup_environment
+    prepare_brats2018 "$split"
+    id="$(brats2018_id "$split")"
+    local tables=()
+    for row in "$@"; do
+        train_and_evaluate "$id" "$(brats2018_name "$split")" "${row#*:}"
+        tables+=("${row%%:*}=$RESULTS_DIR/$id/${row#*:}")
+    done
+    compare "$stem" --layout "$layout" "${tables[@]}"
+}
+
 # compare OUTPUT_STEM COMPARE_ARGS...: the gathered table (Markdown printed, STEM.md + STEM.csv written).
 compare() {
     local stem="$1"

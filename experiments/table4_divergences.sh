@@ -19,12 +19,4 @@ ROWS=(
     "Hölder:HolderMITrainer"
 )
 
-setup_environment
-prepare_brats2018 "$SPLIT"
-id="$(brats2018_id "$SPLIT")"
-tables=()
-for row in "${ROWS[@]}"; do
-    train_and_evaluate "$id" "$(brats2018_name "$SPLIT")" "${row#*:}"
-    tables+=("${row%%:*}=$RESULTS_DIR/$id/${row#*:}")
-done
-compare table4_divergences --layout regions "${tables[@]}"
+ablation_table table4_divergences regions "$SPLIT" "${ROWS[@]}"

@@ -16,12 +16,4 @@ ROWS=(
     "PNF, Dice + MI + HD:HolderMITrainer"
 )
 
-setup_environment
-prepare_brats2018 "$SPLIT"
-id="$(brats2018_id "$SPLIT")"
-tables=()
-for row in "${ROWS[@]}"; do
-    train_and_evaluate "$id" "$(brats2018_name "$SPLIT")" "${row#*:}"
-    tables+=("${row%%:*}=$RESULTS_DIR/$id/${row#*:}")
-done
-compare table5_ablation --layout missing "${tables[@]}"
+ablation_table table5_ablation missing "$SPLIT" "${ROWS[@]}"

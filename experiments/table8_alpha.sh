@@ -17,12 +17,4 @@ ROWS=(
     "Hölder alpha 1.20:HolderMITrainer_alpha1p20"
 )
 
-setup_environment
-prepare_brats2018 "$SPLIT"
-id="$(brats2018_id "$SPLIT")"
-tables=()
-for row in "${ROWS[@]}"; do
-    train_and_evaluate "$id" "$(brats2018_name "$SPLIT")" "${row#*:}"
-    tables+=("${row%%:*}=$RESULTS_DIR/$id/${row#*:}")
-done
-compare table8_alpha --layout regions "${tables[@]}"
+ablation_table table8_alpha regions "$SPLIT" "${ROWS[@]}"
