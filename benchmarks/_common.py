@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import platform
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -196,6 +197,16 @@ def write_section(name: str, body: str, path: Path = DOCS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def emit(section: str, device_type: str, body: str, write: bool) -> None:
+    """Print a benchmark's Markdown; with `write`, record it as the section `section:device_type`.
+
+    One section per device, so a CPU check never replaces the GPU figures.
+    """
+    print(body)
+    if write:
+        print(f"written to {write_section(f'{section}:{device_type}', body)}", file=sys.stderr)
 
 
 def fmt_seconds(seconds: float) -> str:

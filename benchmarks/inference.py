@@ -30,13 +30,13 @@ import torch
 from _common import (
     brats_dataset_json,
     brats_plans,
+    emit,
     fmt_seconds,
     machine_line,
     markdown_table,
     parse_device,
     parse_shape,
     timed,
-    write_section,
 )
 from nnunet_holder.trainers import HolderMITrainer
 from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
@@ -207,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "The k-scaling is meant to be read on a GPU.",
         ]),
     ]) + "\n"
-    print(body)
-    if args.write:
-        print(f"written to {write_section(f'{SECTION}:{device.type}', body)}", file=sys.stderr)
+    emit(SECTION, device.type, body, args.write)
     return 0
 
 

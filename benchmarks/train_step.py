@@ -33,6 +33,7 @@ import torch
 from _common import (
     brats_dataset_json,
     brats_plans,
+    emit,
     fmt_seconds,
     machine_line,
     markdown_table,
@@ -40,7 +41,6 @@ from _common import (
     parse_shape,
     synchronize,
     timed,
-    write_section,
 )
 from nnunet_holder.trainers import HolderMITrainer, HolderMITrainer_width1
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -306,9 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{m.name}: step {step_text}, backbone {t_backbone:.3f} s, loss alone {t_loss:.3f} s",
                       file=sys.stderr)
     body = report(models, args, device, patch)
-    print(body)
-    if args.write:
-        print(f"written to {write_section(f'{SECTION}:{device.type}', body)}", file=sys.stderr)
+    emit(SECTION, device.type, body, args.write)
     return 0
 
 
