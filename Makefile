@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	# --no-compile: byte-compiling torch's tree took half of the set-up; imports compile lazily
+	$(BIN)/python -m pip install --quiet --no-compile -c requirements/constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 env: $(STAMP)

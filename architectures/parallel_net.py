@@ -1,14 +1,16 @@
 """The modality-parallel network: one shared nnU-Net backbone applied to every MRI modality.
 
 The backbone is the plans' own architecture (PlainConvUNet or ResidualEncoderUNet from
-dynamic-network-architectures) built with one input channel, its features scaled by `width`,
-and a `ModalityNorm` in place of every normalization layer. The M modalities are folded into
-the batch, (B, M, ...) -> (B*M, 1, ...), so every modality goes through the same convolutions in
-one batched pass. Outputs are fused by averaging logits over the available modalities (the
-paper's Dynamic Combination). In training (or in eval with deep supervision on, as in nnU-Net's
-validation step) every modality runs and the forward returns everything the loss needs,
-including the MI regressor outputs, so DistributedDataParallel sees every parameter used. In
-inference (deep supervision off) only the available modalities run.
+dynamic-network-architectures) built with one input channel, its features scaled by `width`, and
+a `ModalityNorm` in place of every normalization layer. The M modalities are folded into the
+batch, (B, M, ...) -> (B*M, 1, ...), so every modality goes through the same convolutions in one
+batched pass. Outputs are fused by averaging logits over the available modalities (the paper's
+Dynamic Combination), either plainly or, with `learned_fusion`, weighted per modality and class
+by learned weights (one of the paper's "flexible fusion operators"; still linear in the logits,
+so the one-pass evaluation of every subset stays exact). In training (or in eval with deep
+supervision on, as in nnU-Net's validation step) every modality runs and the forward returns
+everything the loss needs, including the MI regressor outputs, so DistributedDataParallel sees
+every parameter used. In inference (deep supervision off) only the available modalities run.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ class ModalityParallelNet(nn.Module):
         width: factor on the backbone's features per stage (0.5 is the paper's setting).
         deep_supervision: initial state; nnU-Net toggles it through `network.decoder`.
         mi_stages: how many of the deepest encoder stages carry an MI regressor (1 = bottleneck).
+        learned_fusion: fuse with learned per-(modality, class) weights instead of the plain mean.
 
     Shapes: input (B, M, *spatial). Training output: a dict with "logits" (list over deep
-    supervision scales of (B, M, C, *spatial_k)), "subset_mask" (S, M), "mi_pred" (list over MI
+    supervision scales of (B, M, C, *spatial_k)), "subset_mask" (S, M), "fusion" (S, M, C) the
+    weights of each subset's fusion (see `fusion`), "mi_pred" (list over MI
     stages of (B, S, F, *s)), "mi_target" (list of (B, F, *s)) and "mi_var" (list of (F,)).
     Inference output: fused logits (B, C, *spatial), or with `output_per_modality` the
     per-modality logits of the available modalities concatenated, (B, k*C, *spatial).
@@ -69,6 +73,7 @@ class ModalityParallelNet(nn.Module):
         width: float = 0.5,
         deep_supervision: bool = True,
         mi_stages: int = 1,
+        learned_fusion: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(backbone_class, str):
@@ -111,8 +116,19 @@ class ModalityParallelNet(nn.Module):
         self.register_buffer(
             "subset_mask", subset_mask(all_subsets(num_modalities), num_modalities), persistent=False
         )
+        # log-weights β (M, C); zeros give the plain mean, which is where learning starts
+        self.fusion_logits = (
+            nn.Parameter(torch.zeros(num_modalities, num_classes)) if learned_fusion else None
+        )
         self.available: tuple[int, ...] | None = None
         self.output_per_modality = False
+
+    def fusion(self, mask: torch.Tensor) -> torch.Tensor:
+        """(S, M, C) float32 weights fusing the per-modality logits of the subsets in the (S, M) mask."""
+        mask = mask.float()
+        if self.fusion_logits is None:
+            return fusion_weights(mask).unsqueeze(-1).expand(-1, -1, self.num_classes)
+        return fusion_weights(mask, self.fusion_logits.float())
 
     @property
     def decoder(self) -> nn.Module:
@@ -174,7 +190,10 @@ class ModalityParallelNet(nn.Module):
         per_modality = out.view(b, k, *out.shape[1:])
         if self.output_per_modality:
             return per_modality.reshape(b, k * out.shape[1], *out.shape[2:])
-        return per_modality.mean(dim=1)
+        mask = torch.zeros(1, self.num_modalities, device=x.device)
+        mask[0, list(modalities)] = 1
+        weights = self.fusion(mask)[0, list(modalities)].to(out.dtype)
+        return torch.einsum("kc,bkc...->bc...", weights, per_modality)
 
     def _forward_all(self, x: torch.Tensor) -> dict:
         b, m = x.shape[0], self.num_modalities
@@ -194,6 +213,7 @@ class ModalityParallelNet(nn.Module):
         return {
             "logits": logits,
             "subset_mask": self.subset_mask,
+            "fusion": self.fusion(self.subset_mask),
             "mi_pred": mi_pred,
             "mi_target": mi_target,
             "mi_var": mi_var,
@@ -207,6 +227,7 @@ def build_from_plans(
     width: float = 0.5,
     deep_supervision: bool = True,
     mi_stages: int = 1,
+    learned_fusion: bool = False,
 ) -> ModalityParallelNet:
     """Build the network from an nnU-Net ConfigurationManager (the plans' architecture)."""
     kwargs = dict(configuration_manager.network_arch_init_kwargs)
@@ -221,4 +242,5 @@ def build_from_plans(
         width=width,
         deep_supervision=deep_supervision,
         mi_stages=mi_stages,
+        learned_fusion=learned_fusion,
     )

@@ -11,7 +11,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.utilities.helpers import softmax_helper_dim1
 
 from nnunet_holder.losses import HolderMILoss, build_divergence
-from nnunet_holder.subsets import all_subsets, subset_mask
+from nnunet_holder.subsets import all_subsets, fusion_weights, subset_mask
 
 C = 3
 
@@ -51,7 +51,7 @@ def make_case(seed, m, use_sigmoid, num_scales=3, spatial=(8, 6, 4), subsets=Non
 
 
 def reference_loss(output, targets, subsets, use_sigmoid, ds_weights, divergence, batch_dice,
-                   lambda_hd=1.0, lambda_mi=1.0, alpha=1.1):
+                   lambda_hd=1.0, lambda_mi=1.0, alpha=1.1, class_weights=None):
     """The loss written as the paper's loop: one subset at a time, nnU-Net's Dice as nnU-Net builds it."""
     dice_loss = MemoryEfficientSoftDiceLoss(
         apply_nonlin=torch.sigmoid if use_sigmoid else softmax_helper_dim1,
@@ -66,7 +66,11 @@ def reference_loss(output, targets, subsets, use_sigmoid, ds_weights, divergence
         for w, h, y in zip(ds_weights, output["logits"], targets, strict=True):
             if w == 0:
                 continue
-            fused = h[:, list(subset)].mean(1)
+            if class_weights is None:
+                fused = h[:, list(subset)].mean(1)
+            else:  # Σ_i w_{S,i,c} h_{i,c} / Σ_i w_{S,i,c}, a weighted mean per class
+                w_s = class_weights[list(subset)].view(1, len(subset), -1, *[1] * (h.ndim - 3))
+                fused = (w_s * h[:, list(subset)]).sum(1) / w_s.sum(1)
             d = dice_loss(fused, y)
             dice_total = dice_total + w * d
             total = total + w * d
@@ -92,6 +96,25 @@ def test_vectorised_equals_subset_loop(use_sigmoid, batch_dice, m, num_scales):
     got = loss(output, targets)
     expected, _ = reference_loss(output, targets, subsets, use_sigmoid, weights, "holder", batch_dice)
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("use_sigmoid", [True, False])
+def test_weighted_fusion_equals_subset_loop(use_sigmoid):
+    m = 4
+    output, targets, subsets = make_case(7, m, use_sigmoid)
+    beta = torch.randn(m, C, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    output["fusion"] = fusion_weights(output["subset_mask"], beta)
+    weights = nnunet_ds_weights(3)
+    got = HolderMILoss(m, use_sigmoid, ds_weights=weights)(output, targets)
+    expected, _ = reference_loss(
+        output, targets, subsets, use_sigmoid, weights, "holder", False, class_weights=beta.exp()
+    )
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    got.backward()
+    assert beta.grad.abs().sum() > 0
+    output["fusion"] = output["fusion"][:, :, :2].detach()
+    with pytest.raises(ValueError, match="fusion must be"):
+        HolderMILoss(m, use_sigmoid, ds_weights=weights)(output, targets)
 
 
 @pytest.mark.parametrize("divergence", ["holder_volume", "js", "neyman_chi2", None])

@@ -1,4 +1,4 @@
-"""The modality-parallel network: folding is exact, fusion is a mean, missing modalities cost nothing."""
+"""The modality-parallel network: exact folding, (weighted) mean fusion, missing modalities cost nothing."""
 
 from __future__ import annotations
 
@@ -6,17 +6,26 @@ import pytest
 import torch
 from nnunet_holder.architectures import ModalityParallelNet
 
-from nnunet_holder.subsets import all_subsets
+from nnunet_holder.losses import HolderMILoss
+from nnunet_holder.subsets import all_subsets, fusion_weights, subset_mask
 from tests.helpers_net import BACKBONES, randomise_norms
 
 M, C = 4, 3
 
 
-def make_net(kind: str = "plain", width: float = 0.5, deep_supervision: bool = True, m: int = M):
+def make_net(
+    kind: str = "plain", width: float = 0.5, deep_supervision: bool = True, m: int = M, learned_fusion=False
+):
     cls, kwargs = BACKBONES[kind]
     torch.manual_seed(0)
     net = ModalityParallelNet(
-        cls, kwargs(), num_modalities=m, num_classes=C, width=width, deep_supervision=deep_supervision
+        cls,
+        kwargs(),
+        num_modalities=m,
+        num_classes=C,
+        width=width,
+        deep_supervision=deep_supervision,
+        learned_fusion=learned_fusion,
     )
     randomise_norms(net)
     return net
@@ -63,6 +72,53 @@ def test_fusion_is_mean_over_subset_and_skips_missing():
             fused = net(x)
         expected = per_modality[:, list(subset)].mean(1)
         assert (fused - expected).abs().max().item() < 1e-5
+
+
+def test_fusion_weights_properties():
+    mask = subset_mask(all_subsets(M), M)
+    g = torch.Generator().manual_seed(1)
+    beta = torch.randn(M, C, generator=g) * 3
+    w = fusion_weights(mask, beta)
+    assert w.shape == (len(mask), M, C) and (w >= 0).all()
+    assert torch.allclose(w.sum(dim=1), torch.ones(len(mask), C))
+    assert (w[mask == 0] == 0).all()  # a missing modality never contributes
+    # a per-class shift of β changes nothing; β = 0 is the plain mean
+    assert torch.allclose(fusion_weights(mask, beta + torch.randn(1, C, generator=g) * 50), w, atol=1e-6)
+    plain = fusion_weights(mask, torch.zeros(M, C))
+    assert torch.allclose(plain, fusion_weights(mask).unsqueeze(-1).expand_as(plain))
+    # single-modality subsets ignore the weights
+    singles = mask.sum(1) == 1
+    assert torch.equal(w[singles], mask[singles].unsqueeze(-1).expand(-1, -1, C))
+    with pytest.raises(ValueError, match="log_weights must be"):
+        fusion_weights(mask, torch.zeros(M + 1, C))
+
+
+def test_learned_fusion_inference_matches_the_training_fusion_and_learns():
+    net = make_net(learned_fusion=True)
+    with torch.no_grad():
+        net.fusion_logits.copy_(torch.randn(M, C, generator=torch.Generator().manual_seed(2)))
+    x = torch.randn(1, M, 16, 16, 16)
+    net.eval()
+    with torch.no_grad():
+        train_out = net(x)  # eval with deep supervision on: the training dict
+    logits, weights = train_out["logits"][0], train_out["fusion"]
+    net.decoder.deep_supervision = False
+    for s, subset in enumerate(all_subsets(M)):
+        net.set_available(subset)
+        with torch.no_grad():
+            fused = net(x)
+        expected = torch.einsum("mc,bmc...->bc...", weights[s], logits)
+        assert (fused - expected).abs().max().item() < 1e-5
+        if len(subset) > 1:
+            assert (fused - logits[:, list(subset)].mean(1)).abs().max().item() > 1e-3
+    net.set_available(None)
+    net.decoder.deep_supervision = True
+    net.train()
+    out = net(torch.randn(2, M, 16, 16, 16))
+    targets = [torch.rand(2, C, *o.shape[3:]) > 0.5 for o in out["logits"]]
+    HolderMILoss(M, use_sigmoid=True, ds_weights=[0.7, 0.3]).forward(out, targets).backward()
+    assert net.fusion_logits.grad is not None and net.fusion_logits.grad.abs().sum() > 0
+    assert make_net().fusion_logits is None  # the plain mean has nothing to learn
 
 
 def test_one_available_modality_runs_backbone_once():

@@ -156,6 +156,32 @@ def test_one_pass_fusion_equals_predicting_each_subset(predictor, trained):
     assert worst < 1e-4, worst
 
 
+def test_one_pass_with_learned_fusion_weights_equals_predicting_each_subset(predictor, trained):
+    """The same exactness for a per-(modality, class) weighted fusion (HolderMITrainer_learnedFusion)."""
+    data = _preprocessed(predictor, _images_ts(trained), "tiny_008")
+    net = predictor.parallel_network()
+    heads = predictor.label_manager.num_segmentation_heads
+    beta = torch.randn(4, heads, generator=torch.Generator().manual_seed(5)) * 2
+    saved = predictor.list_of_parameters
+    net.fusion_logits = torch.nn.Parameter(beta.clone())
+    predictor.list_of_parameters = [{**params, "fusion_logits": beta} for params in saved]
+    try:
+        fused = subset_logits(predictor, data)
+        worst = 0.0
+        for subset in all_subsets(4):
+            masked = data.clone()
+            masked[[i for i in range(4) if i not in subset]] = 0
+            direct = predictor.predict_logits_from_preprocessed_data(masked)
+            worst = max(worst, (fused[subset] - direct).abs().max().item())
+        assert worst < 1e-4, worst
+        per_modality = predictor.predict_per_modality_logits(data)
+        both = (0, 3)
+        assert (fused[both] - per_modality[list(both)].mean(0)).abs().max().item() > 1e-3  # not the mean
+    finally:
+        net.fusion_logits = None
+        predictor.list_of_parameters = saved
+
+
 def test_vanilla_network_gets_one_zero_filled_pass_per_subset(predictor, trained):
     vanilla = nnUNetTrainer.build_network_architecture(
         predictor.plans_manager, predictor.configuration_manager, 4, 3, enable_deep_supervision=False

@@ -30,7 +30,7 @@ from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_noMI_noHD,
     HolderMITrainer_TV,
 )
-from nnunet_holder.trainers.variants.network import HolderMITrainer_width1
+from nnunet_holder.trainers.variants.network import HolderMITrainer_learnedFusion, HolderMITrainer_width1
 from nnunet_holder.trainers.variants.optimizer import HolderMITrainer_paper
 from nnunet_holder.trainers.variants.subsets import HolderMITrainer_sample4
 from nnunet_holder.trainers.variants.training_length import (
@@ -63,6 +63,7 @@ ALL_TRAINERS = (
     HolderMITrainer_alpha1p20,
     HolderMITrainer_sample4,
     HolderMITrainer_width1,
+    HolderMITrainer_learnedFusion,
     nnUNetTrainer_smoke,
     nnUNetTrainer_demo,
     nnUNetTrainerModalityDropout,

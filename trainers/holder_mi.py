@@ -31,7 +31,6 @@ from nnunet_holder.losses import HolderMILoss
 from nnunet_holder.subsets import (
     all_subsets,
     default_modality_names,
-    fusion_weights,
     subset_mask,
     subset_name,
 )
@@ -57,6 +56,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     detach_teacher: ClassVar[bool] = True
     subsets_per_step: ClassVar[int | None] = None
     """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
+    learned_fusion: ClassVar[bool] = False
+    """False: fuse by the plain mean of logits (the paper). True: learned per-(modality, class) weights."""
 
     @classmethod
     def build_network_architecture(
@@ -74,6 +75,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             width=cls.width,
             deep_supervision=enable_deep_supervision,
             mi_stages=cls.mi_stages,
+            learned_fusion=cls.learned_fusion,
         )
 
     def initialize(self) -> None:
@@ -148,7 +150,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             output = self.network(data)
             loss = self.loss(output, target)
         logits = output["logits"][0].float()  # (B, M, C, *spatial), highest resolution
-        fused = torch.einsum("sm,bmc...->bsc...", fusion_weights(self._all_mask).to(logits), logits)
+        fused = torch.einsum("smc,bmc...->bsc...", output["fusion"].to(logits), logits)
         b, s, c = fused.shape[:3]
         if self.label_manager.has_regions:
             pred = torch.sigmoid(fused) > 0.5

@@ -1,11 +1,12 @@
 """Segmentations of every modality subset of one case, in one sliding-window pass.
 
 For a modality-parallel model the predictor returns the aggregated logits of every modality
-separately; Gaussian tile weighting and mirroring are linear in the logits, so the mean over a
-subset S of these equals predicting with only S available, and all 2^M - 1 subsets cost one
-pass. A vanilla nnU-Net model cannot split modalities: it gets one pass per subset with the
-other channels zero-filled, which is what a zero-filled missing file becomes after nnU-Net's
-preprocessing. Both return label maps in the original image geometry.
+separately; Gaussian tile weighting and mirroring are linear in the logits, so the network's
+fusion (a mean, or a per-class weighted mean) over a subset S of these equals predicting with
+only S available, and all 2^M - 1 subsets cost one pass. A vanilla nnU-Net model cannot split
+modalities: it gets one pass per subset with the other channels zero-filled, which is what a
+zero-filled missing file becomes after nnU-Net's preprocessing. Both return label maps in the
+original image geometry.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
 from nnunet_holder.predict.predictor import HolderPredictor
-from nnunet_holder.subsets import all_subsets
+from nnunet_holder.subsets import all_subsets, subset_mask
 
 BRATS_SHORT_NAMES = {
     "t1": "T1",
@@ -38,9 +39,14 @@ def subset_logits(predictor: HolderPredictor, data: torch.Tensor) -> dict[tuple[
     """Fused logits (C, *spatial) of every subset, keyed by the subset's modality indices."""
     m = data.shape[0]
     subsets = all_subsets(m)
-    if predictor.parallel_network() is not None:
+    net = predictor.parallel_network()
+    if net is not None:
         per_modality = predictor.predict_per_modality_logits(data)
-        return {s: per_modality[list(s)].mean(dim=0) for s in subsets}
+        with torch.no_grad():
+            weights = net.fusion(subset_mask(subsets, m)).to(per_modality)
+        return {
+            s: torch.einsum("mc,mc...->c...", w, per_modality) for s, w in zip(subsets, weights, strict=True)
+        }
     out = {}
     for s in subsets:
         masked = data.clone()

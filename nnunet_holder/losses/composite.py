@@ -1,10 +1,12 @@
 """The training loss of the method: Dice + λ2·divergence over every modality subset and deep-
-supervision scale, plus λ1·variational MI, on the training output of the modality-parallel network.
+supervision scale, plus λ1·variational MI, on the training output of the modality-parallel
+network.
 
 For each subset S of the step (rows of the (S, M) subset mask) the fused logits are the mean of
-the per-modality logits over S; all subsets are fused in one einsum over the modality axis, and
-the Dice and divergence terms of all subsets are evaluated in one call each (the subset axis is
-folded into the channel axis for nnU-Net's Dice, and broadcast for the divergence).
+the per-modality logits over S (or the network's weighted mean, when it provides "fusion"); all
+subsets are fused in one einsum over the modality axis, and the Dice and divergence terms of all
+subsets are evaluated in one call each (the subset axis is folded into the channel axis for
+nnU-Net's Dice, and broadcast for the divergence).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from nnunet_holder.subsets import fusion_weights
 class HolderMILoss(nn.Module):
     """Dice + Hölder divergence at every deep-supervision scale + variational MI, over modality subsets.
 
-        Ŷ_S^k = (1/|S|) Σ_{i∈S} h_i^k                                     (fused logits)
+        Ŷ_S^k = Σ_{i∈S} w_{S,i} h_i^k,  w_{S,i} = 1/|S| by default         (fused logits)
         L_S   = Σ_k w_k [ Dice(Ŷ_S^k, Y^k) + λ2 · D(Ŷ_S^k, Y^k) ] + λ1 · Σ_j γ_j MI_S^j
         L     = mean over the subsets S of L_S
 
@@ -53,7 +55,8 @@ class HolderMILoss(nn.Module):
 
     Inputs of forward:
         output: the network's training dict. Consumed keys: "logits" (list over scales of
-            (B, M, C, *spatial_k)), "subset_mask" ((S, M) 0/1), and, when lambda_mi > 0,
+            (B, M, C, *spatial_k)), "subset_mask" ((S, M) 0/1), optionally "fusion" ((S, M, C)
+            fusion weights, rows summing to 1 over M; default: the mean), and, when lambda_mi > 0,
             "mi_pred" (list over MI stages of (B, S, F_j, *sp_j)), "mi_target" (list of
             (B, F_j, *sp_j)), "mi_var" (list of (F_j,)).
         target: list over scales of nnU-Net targets: one-hot (B, C, *spatial_k) for region
@@ -128,6 +131,12 @@ class HolderMILoss(nn.Module):
                 raise ValueError(
                     f"subset_mask must be (S, {self.num_modalities}), got {tuple(weights.shape)}"
                 )
+            fusion = output.get("fusion")
+            if fusion is not None and fusion.shape != (*weights.shape, logits[0].shape[2]):
+                raise ValueError(
+                    f"fusion must be (S, M, C) = {(*weights.shape, logits[0].shape[2])}, "
+                    f"got {tuple(fusion.shape)}"
+                )
             zero = logits[0].new_zeros((), dtype=torch.float32)
             dice, hd, per_subset = zero, zero, None
             for w, h, y in zip(self.ds_weights, logits, targets, strict=True):
@@ -137,7 +146,11 @@ class HolderMILoss(nn.Module):
                     raise ValueError(
                         f"logits must be (B, {self.num_modalities}, C, *spatial), got {tuple(h.shape)}"
                     )
-                fused = torch.einsum("sm,bm...->bs...", weights, h.float())
+                fused = (
+                    torch.einsum("sm,bm...->bs...", weights, h.float())
+                    if fusion is None
+                    else torch.einsum("smc,bmc...->bsc...", fusion.float(), h.float())
+                )
                 probs, onehot = self._dice_inputs(fused, y)
                 dice = dice + w * self.dice(probs, onehot)
                 if per_subset is None and self.dice_for_logging is not None:

@@ -64,8 +64,9 @@ class HolderPredictor(nnUNetPredictor):
     def predict_per_modality_logits(self, data: torch.Tensor) -> torch.Tensor:
         """One sliding-window pass over all modalities: logits (M, C, *spatial), float32.
 
-        Gaussian aggregation and mirroring are linear in the logits, so the mean of these over a
-        subset S equals the fused prediction with only S available (up to float rounding).
+        Gaussian aggregation and mirroring are linear in the logits, so the network's fusion of
+        these over a subset S (`ModalityParallelNet.fusion`) equals the fused prediction with only S
+        available (up to float rounding).
         """
         net = self.parallel_network()
         if net is None:
