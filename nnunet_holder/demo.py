@@ -203,6 +203,7 @@ def write_report(
     args: argparse.Namespace,
 ) -> Path:
     from nnunet_holder.evaluate.tables import comparison_table, summary_markdown
+    from nnunet_holder.trainers.overrides import DEMO
 
     figures = root / "figures"
     figures.mkdir(exist_ok=True)
@@ -210,7 +211,8 @@ def write_report(
         "# nnunet-holder demo: HolderMITrainer vs nnU-Net on every missing-modality subset\n",
         f"Synthetic BraTS-like data ({args.cases} cases, {args.spacing} mm, seed {args.seed}), "
         f"{args.test_cases} held-out test cases, every model trained with the same schedule "
-        f"(`_demo`: see `trainers/overrides.py`) on fold 0, device `{args.device}`, "
+        f"({DEMO['num_epochs']} epochs × {DEMO['num_iterations_per_epoch']} iterations, the `_demo` "
+        f"trainers: see `trainers/overrides.py`) on fold 0, device `{args.device}`, "
         f"total time {seconds / 60:.1f} min. "
         "Test-time mirroring is off for every model (speed). Vanilla nnU-Net gets zero-filled channels "
         "for missing modalities; HolderMITrainer runs only the available ones.\n",

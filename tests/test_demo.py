@@ -36,3 +36,18 @@ def test_verdict_beats_everywhere():
         {"H": _summary({s: 0.9 for s in ORDER}), "V": _summary({s: 0.5 for s in ORDER})}, "H", ["V"]
     )
     assert lines[0].startswith("H beats V") and "does not win" not in lines[0]
+
+
+def test_report_states_the_schedule_and_the_verdict(tmp_path):
+    import argparse
+
+    from nnunet_holder.demo import write_report
+    from nnunet_holder.trainers.overrides import DEMO
+
+    summaries = {"H": _summary({s: 0.9 for s in ORDER}), "V": _summary({s: 0.5 for s in ORDER})}
+    lines = verdict(summaries, "H", ["V"])
+    args = argparse.Namespace(cases=32, spacing=5.0, seed=0, test_cases=8, device="cpu")
+    text = write_report(tmp_path, ["H", "V"], summaries, lines, 600.0, args).read_text()
+    assert f"{DEMO['num_epochs']} epochs × {DEMO['num_iterations_per_epoch']} iterations" in text
+    assert "total time 10.0 min" in text and lines[0] in text
+    assert "| WT | H | 90.0 |" in text

@@ -133,6 +133,18 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         self.print_to_log_file(
             "train loss parts (this rank): " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items())
         )
+        beta = self.parallel_network().fusion_logits
+        if beta is not None:
+            # the full set's weights: how much each modality counts for each output channel
+            weights = torch.softmax(beta.detach().float(), dim=0).cpu().numpy()
+            names = default_modality_names(self.num_input_channels)
+            self.print_to_log_file(
+                "fusion weights (full set), per output channel: "
+                + "; ".join(
+                    f"{c}: " + " ".join(f"{n} {w:.2f}" for n, w in zip(names, weights[:, c], strict=True))
+                    for c in range(weights.shape[1])
+                )
+            )
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()

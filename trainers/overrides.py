@@ -39,5 +39,5 @@ SMOKE: dict[str, Any] = {"num_epochs": 3, "num_iterations_per_epoch": 10, "num_v
 FIVE_EPOCHS: dict[str, Any] = {"num_epochs": 5}
 """nnU-Net's meaning of `_5epochs`: 5 epochs of the default 250 iterations."""
 
-DEMO: dict[str, Any] = {"num_epochs": 20, "num_iterations_per_epoch": 20, "num_val_iterations_per_epoch": 3}
+DEMO: dict[str, Any] = {"num_epochs": 16, "num_iterations_per_epoch": 20, "num_val_iterations_per_epoch": 3}
 """The demo's short schedule, the same for every model it compares (equal training budget)."""
