@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from nnunet_holder.demo import verdict
+import argparse
+
+from nnunet_holder.trainers.overrides import DEMO
+
+from nnunet_holder.demo import verdict, write_report
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
 
 ORDER = paper_subset_order(("T1", "T1c", "T2", "Fl"))
@@ -39,11 +43,6 @@ def test_verdict_beats_everywhere():
 
 
 def test_report_states_the_schedule_and_the_verdict(tmp_path):
-    import argparse
-
-    from nnunet_holder.demo import write_report
-    from nnunet_holder.trainers.overrides import DEMO
-
     summaries = {"H": _summary({s: 0.9 for s in ORDER}), "V": _summary({s: 0.5 for s in ORDER})}
     lines = verdict(summaries, "H", ["V"])
     args = argparse.Namespace(cases=32, spacing=5.0, seed=0, test_cases=8, device="cpu")
