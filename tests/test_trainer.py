@@ -119,6 +119,19 @@ def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+def test_learned_fusion_weights_train_and_are_logged(in_nnunet_env):
+    trainer = _trainer("HolderMITrainer_learnedFusion")
+    beta = trainer.parallel_network().fusion_logits
+    assert beta is not None and not beta.any()  # starts at the plain mean
+    dl_train, _ = trainer.get_dataloaders()
+    trainer.on_train_epoch_start()
+    outputs = [trainer.train_step(next(dl_train)) for _ in range(2)]
+    assert beta.abs().sum() > 0
+    trainer.on_train_epoch_end(outputs)
+    log = Path(trainer.log_file).read_text()
+    assert "fusion weights (full set), per output channel: 0: T1 " in log
+
+
 def test_modality_dropout_zeroes_whole_channels_but_never_all(in_nnunet_env):
     trainer = _trainer("nnUNetTrainerModalityDropout_smoke")
     seen = []
