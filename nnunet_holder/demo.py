@@ -218,7 +218,10 @@ def write_report(
         "for missing modalities; HolderMITrainer runs only the available ones.\n",
         "## Verdict\n",
         *[f"- {line}" for line in verdict_lines],
-        "\nA short schedule on synthetic data: it shows the behaviour, not the paper's numbers.\n",
+        "\nA short schedule on synthetic data: it shows the behaviour, not the paper's numbers. One run "
+        "per model, and nnU-Net does not seed its training: at this budget the epoch at which TC and ET "
+        "start to be learned varies from run to run and moves a model's mean Dice by about 5 points "
+        "(docs/demo_run.md in the repository).\n",
         "## Comparison (mean Dice %, columns in the paper's order)\n",
         comparison_table(summaries, metric="Dice"),
     ]
