@@ -141,8 +141,9 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"   {len(result.training_cases)} training cases, {len(result.test_cases)} test cases")
 
     _step("3/6 nnUNetv2_plan_and_preprocess (3d_fullres)", started)
+    # -npfp: the fingerprint step's default is 8 spawned workers, each importing torch (~35 s here)
     _run(
-        ["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2"],
+        ["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "2", "-npfp", "2"],
         env,
         root / "logs" / "plan_and_preprocess.log",
     )
