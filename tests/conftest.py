@@ -26,8 +26,8 @@ def tiny_dataset(nnunet_root, env) -> dict:
     """Dataset501_Tiny: 8 training + 3 test cases, planned and preprocessed for 3d_fullres."""
     make_raw_dataset(nnunet_root / "raw", DATASET_ID, num_train=8, num_test=3)
     # -npfp: nnU-Net's fingerprint step otherwise starts 8 spawned workers, each importing torch
-    plan = ["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1", "-npfp", "1"]
-    run_cli(plan, env)
+    plan = ["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres"]
+    run_cli([*plan, "-np", "1", "-npfp", "1"], env)
     return {"id": DATASET_ID, "name": f"Dataset{DATASET_ID:03d}_Tiny", "root": nnunet_root, "env": env}
 
 
