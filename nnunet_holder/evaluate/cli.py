@@ -5,23 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_holder.predict.cli import add_model_arguments
+from nnunet_holder.predict.cli import add_model_arguments, predictor_from_args
 
 
 def _run(args: argparse.Namespace) -> int:
     from nnunet_holder.evaluate.runner import evaluate_cases, print_summary
     from nnunet_holder.evaluate.sources import raw_cases
-    from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds
 
-    folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)
-    predictor = load_predictor(
-        folder,
-        parse_folds(args.folds),
-        args.checkpoint,
-        parse_device(args.device),
-        use_mirroring=not args.disable_tta,
-        allow_tqdm=False,
-    )
+    predictor = predictor_from_args(args, allow_tqdm=False)
     out = Path(args.output)
     if (out / "subset_table.json").exists() and not args.overwrite:
         raise SystemExit(f"{out} already holds an evaluation; pass --overwrite to replace it")
@@ -33,7 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         out,
         postprocess_et=args.postprocess_et,
         num_cases=n,
-        title=f"{args.trainer} ({folder.parent.name})",
+        title=f"{args.trainer} ({predictor.plans_manager.dataset_name})",
     )
     print_summary(summary)
     print(f"\nwritten to {out}: subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png")

@@ -27,24 +27,25 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-npp", dest="num_processes", type=int, default=2, help="preprocessing/export workers")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from nnunet_holder.predict.model import (
-        load_predictor,
-        model_folder,
-        parse_device,
-        parse_folds,
-        parse_modalities,
-    )
-    from nnunet_holder.predict.partial import predict_folder
+def predictor_from_args(args: argparse.Namespace, allow_tqdm: bool = True):
+    """The HolderPredictor of the model that `add_model_arguments`' options name."""
+    from nnunet_holder.predict.model import load_predictor, model_folder, parse_device, parse_folds
 
-    folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)
-    predictor = load_predictor(
-        folder,
+    return load_predictor(
+        model_folder(args.dataset, args.configuration, args.trainer, args.plans),
         parse_folds(args.folds),
         args.checkpoint,
         parse_device(args.device),
         use_mirroring=not args.disable_tta,
+        allow_tqdm=allow_tqdm,
     )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nnunet_holder.predict.model import parse_modalities
+    from nnunet_holder.predict.partial import predict_folder
+
+    predictor = predictor_from_args(args)
     forced = (
         parse_modalities(args.modalities, predictor.dataset_json["channel_names"])
         if args.modalities
