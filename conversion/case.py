@@ -65,12 +65,17 @@ def _check_files(job: CaseJob, problems: list[Problem]) -> sitk.Image | None:
     seg_path = job.source.files.get(SEG)
     if seg_path is not None:
         try:
-            seg_image = sitk.ReadImage(str(seg_path))
-            geometries[SEG] = Geometry.of(seg_image)
+            image = sitk.ReadImage(str(seg_path))
+            check_payload(seg_path)  # SimpleITK reads a truncated file without an error
         except RuntimeError as e:
             problems.append(
                 Problem(case, str(seg_path), "error", f"unreadable segmentation: {str(e).strip()}")
             )
+        except (ValueError, OSError) as e:
+            problems.append(Problem(case, str(seg_path), "error", f"{SEG}: {e}"))
+        else:
+            seg_image = image
+            geometries[SEG] = Geometry.of(seg_image)
     if geometries:
         reference_role = next(iter(geometries))
         reference = geometries[reference_role]

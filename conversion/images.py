@@ -75,7 +75,9 @@ def _decompressed_size(path: Path) -> int:
         with gzip.open(path, "rb") as stream:
             while chunk := stream.read(_CHUNK):
                 size += len(chunk)
-    except (OSError, EOFError, zlib.error) as e:
+    except EOFError as e:  # the stream stops before its end marker: the file was cut short
+        raise ValueError(f"truncated file: the gzip stream ends early ({e})") from e
+    except (OSError, zlib.error) as e:
         raise ValueError(f"corrupt gzip data: {e}") from e
     return size
 

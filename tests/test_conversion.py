@@ -187,6 +187,36 @@ def test_quirks_are_reported_per_case_and_good_cases_convert(tmp_path: Path, nnu
     assert len(report["problems"]) == len(result.problems)
 
 
+def test_truncated_nii_image_and_seg_fail_only_their_case(tmp_path: Path, nnunet_env) -> None:
+    # Cuts that keep the header: SimpleITK then reads the file without an error, so only the payload
+    # check can catch them. The quirks test above covers a cut .nii.gz image channel.
+    raw, _ = nnunet_env
+    rng = np.random.default_rng(7)
+    source = tmp_path / "src"
+    make_case(source / "BraTS2021_00001", "2018", rng, ext=".nii")
+    cut = {
+        "BraTS2021_00002": make_case(source / "BraTS2021_00002", "2018", rng, ext=".nii")["T2"],
+        "BraTS2021_00003": make_case(source / "BraTS2021_00003", "2018", rng, ext=".nii")["seg"],
+        "BraTS2021_00004": make_case(source / "BraTS2021_00004", "2018", rng)["seg"],
+    }
+    for path in cut.values():
+        path.write_bytes(path.read_bytes()[:-50])
+
+    result = convert_brats(source, 25, progress=False, num_processes=1)
+
+    assert result.training_cases == ["BraTS2021_00001"]
+    assert sorted(result.skipped) == sorted(cut)
+    for case_id, path in cut.items():
+        (problem,) = [p for p in result.problems if p.case == case_id]
+        assert problem.level == "error" and problem.file == str(path)
+        assert "truncated file" in problem.message
+    out = raw / "Dataset025_BraTS"
+    assert sorted(p.name for p in (out / "imagesTr").iterdir()) == [
+        f"BraTS2021_00001_{ch:04d}.nii.gz" for ch in range(4)
+    ]
+    assert sorted(p.name for p in (out / "labelsTr").iterdir()) == ["BraTS2021_00001.nii.gz"]
+
+
 def test_keep_partial_sends_incomplete_cases_to_imagests(tmp_path: Path, nnunet_env) -> None:
     raw, _ = nnunet_env
     rng = np.random.default_rng(3)

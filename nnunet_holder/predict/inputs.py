@@ -2,9 +2,10 @@
 
 Files are matched to channels by their nnU-Net suffix (`CASE_XXXX<ending>`), never by their
 position in a listing, so a missing file leaves a gap instead of shifting the later channels.
-Each present file is read on its own with the plans' reader and checked against the case's
-other files (shape, spacing, origin, direction); a missing channel becomes a zero array, which
-nnU-Net's preprocessing keeps exactly zero. Problems raise `CaseError` naming the case and file.
+Each present file is first checked for truncation (NIfTI only, see `check_intact`), then read on
+its own with the plans' reader and checked against the case's other files (shape, spacing,
+origin, direction); a missing channel becomes a zero array, which nnU-Net's preprocessing keeps
+exactly zero. Problems raise `CaseError` naming the case and file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from nnunet_holder.conversion.images import check_payload
+
+# SimpleITK reads a NIfTI file cut short without an error, so its payload is checked against its
+# header first. Only NIfTI states its payload size in a header that check_payload understands;
+# files with other endings (.mha, .nrrd, .png, ...) go to the plans' reader unchecked, as before.
+_CHECKED_ENDINGS = (".nii", ".nii.gz")
 
 
 class CaseError(Exception):
@@ -86,6 +94,16 @@ def _check_same_geometry(case: str, ref_file: Path, ref: tuple, path: Path, othe
             raise CaseError(case, path, f"{key} {tuple(b)} differs from {tuple(a)} of {ref_file.name}")
 
 
+def check_intact(case: str, path: Path) -> None:
+    """Raise CaseError when a NIfTI file is truncated or its gzip stream corrupt; other files pass."""
+    if not path.name.lower().endswith(_CHECKED_ENDINGS):
+        return
+    try:
+        check_payload(path)
+    except (ValueError, OSError) as e:
+        raise CaseError(case, path, str(e)) from e
+
+
 def read_case(case: CaseFiles, reader, num_channels: int) -> CaseImages:
     """Read every present channel file; zeros for missing channels. Raises CaseError."""
     if case.problems:
@@ -95,6 +113,7 @@ def read_case(case: CaseFiles, reader, num_channels: int) -> CaseImages:
     arrays: dict[int, np.ndarray] = {}
     ref = ref_file = properties = None
     for channel, path in sorted(case.files.items()):
+        check_intact(case.case, path)
         try:
             data, props = reader.read_images([str(path)])
         except Exception as e:  # readers raise many types; the user needs the file name
