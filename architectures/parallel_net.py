@@ -2,15 +2,16 @@
 
 The backbone is the plans' own architecture (PlainConvUNet or ResidualEncoderUNet from
 dynamic-network-architectures) built with one input channel, its features scaled by `width`, and
-a `ModalityNorm` in place of every normalization layer. The M modalities are folded into the
-batch, (B, M, ...) -> (B*M, 1, ...), so every modality goes through the same convolutions in one
+a `ModalityNorm` in place of every normalization layer. The modalities are folded into the
+batch, (B, k, ...) -> (B*k, 1, ...), so every modality goes through the same convolutions in one
 batched pass. Outputs are fused by averaging logits over the available modalities (the paper's
 Dynamic Combination), either plainly or, with `learned_fusion`, weighted per modality and class
 by learned weights (one of the paper's "flexible fusion operators"; still linear in the logits,
-so the one-pass evaluation of every subset stays exact). In training (or in eval with deep
-supervision on, as in nnU-Net's validation step) every modality runs and the forward returns
-everything the loss needs, including the MI regressor outputs, so DistributedDataParallel sees
-every parameter used. In inference (deep supervision off) only the available modalities run.
+so the one-pass evaluation of every subset stays exact). The network has one explicit method per
+use: `training_output` (every modality runs; everything the loss needs, MI regressors included,
+so DistributedDataParallel sees every parameter used), `predict` (only the available modalities
+run) and `per_modality_logits` (for the one-pass evaluation). `forward` dispatches on its
+arguments alone, never on flags other objects set, which keeps it traceable by torch.compile.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from collections.abc import Sequence
 
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
-from nnunet_holder.architectures.modality_norm import ModalityNorm
+from nnunet_holder.architectures.modality_norm import FoldedModalities, ModalityNorm
 from torch import nn
 
 from nnunet_holder.losses.mi import MIRegressor
-from nnunet_holder.subsets import all_subsets, fusion_weights, subset_mask
+from nnunet_holder.subsets import fusion_weights
 
 SUPPORTED_BACKBONES: tuple[type[nn.Module], ...] = (PlainConvUNet, ResidualEncoderUNet)
 
@@ -42,6 +43,18 @@ def scale_features(features: int | Sequence[int], width: float) -> list[int] | i
     return [max(1, round(f * width)) for f in features]
 
 
+def present_modalities(x: torch.Tensor) -> torch.Tensor:
+    """Indices (k,) of the channels of x (B, M, ...) that are not exactly zero; all M when none is.
+
+    The fallback of the plain `nnUNetv2_predict` path, which hands the network tiles, not cases:
+    a channel that is zero over the whole tile counts as missing. Callers that know a case's
+    modalities (`nnunet-holder predict`, evaluation, the final validation) pass them instead.
+    """
+    present = x.detach().flatten(2).ne(0).any(dim=2).any(dim=0)
+    present = torch.where(present.any(), present, torch.ones_like(present))
+    return present.nonzero().flatten()
+
+
 class ModalityParallelNet(nn.Module):
     """Shared backbone over M modalities with per-modality norms, logit fusion and MI regressors.
 
@@ -56,12 +69,8 @@ class ModalityParallelNet(nn.Module):
         mi_stages: how many of the deepest encoder stages carry an MI regressor (1 = bottleneck).
         learned_fusion: fuse with learned per-(modality, class) weights instead of the plain mean.
 
-    Shapes: input (B, M, *spatial). Training output: a dict with "logits" (list over deep
-    supervision scales of (B, M, C, *spatial_k)), "subset_mask" (S, M), "fusion" (S, M, C) the
-    weights of each subset's fusion (see `fusion`), "mi_pred" (list over MI
-    stages of (B, S, F, *s)), "mi_target" (list of (B, F, *s)) and "mi_var" (list of (F,)).
-    Inference output: fused logits (B, C, *spatial), or with `output_per_modality` the
-    per-modality logits of the available modalities concatenated, (B, k*C, *spatial).
+    Shapes: input x (B, M, *spatial); `available` a LongTensor (k,) of modality indices;
+    `subsets` an (S, M) 0/1 mask. See the methods for the outputs.
     """
 
     def __init__(
@@ -93,11 +102,13 @@ class ModalityParallelNet(nn.Module):
         for key in ("stem_channels", "bottleneck_channels"):
             if kwargs.get(key) is not None:
                 kwargs[key] = scale_features(kwargs[key], width)
+        self._folded = FoldedModalities()
         kwargs["norm_op"] = ModalityNorm
         kwargs["norm_op_kwargs"] = {
             **(kwargs.get("norm_op_kwargs") or {}),
             "base_norm": base_norm,
             "num_modalities": num_modalities,
+            "folded": self._folded,
         }
         self.backbone = backbone_class(
             input_channels=1, num_classes=num_classes, deep_supervision=deep_supervision, **kwargs
@@ -106,22 +117,21 @@ class ModalityParallelNet(nn.Module):
         self.num_modalities = num_modalities
         self.num_classes = num_classes
         self.width = width
-        self._norms = tuple(m for m in self.backbone.modules() if isinstance(m, ModalityNorm))
 
         encoder_channels = list(self.backbone.encoder.output_channels)
         if not 1 <= mi_stages <= len(encoder_channels):
             raise ValueError(f"mi_stages must be in 1..{len(encoder_channels)}, got {mi_stages}")
         conv_op = self.backbone.encoder.conv_op
         self.mi_regressors = nn.ModuleList(MIRegressor(c, conv_op) for c in encoder_channels[-mi_stages:])
-        self.register_buffer(
-            "subset_mask", subset_mask(all_subsets(num_modalities), num_modalities), persistent=False
-        )
         # log-weights β (M, C); zeros give the plain mean, which is where learning starts
         self.fusion_logits = (
             nn.Parameter(torch.zeros(num_modalities, num_classes)) if learned_fusion else None
         )
-        self.available: tuple[int, ...] | None = None
-        self.output_per_modality = False
+
+    @property
+    def decoder(self) -> nn.Module:
+        """The backbone's decoder; nnU-Net switches deep supervision through `network.decoder`."""
+        return self.backbone.decoder
 
     def fusion(self, mask: torch.Tensor) -> torch.Tensor:
         """(S, M, C) float32 weights fusing the per-modality logits of the subsets in the (S, M) mask."""
@@ -130,77 +140,75 @@ class ModalityParallelNet(nn.Module):
             return fusion_weights(mask).unsqueeze(-1).expand(-1, -1, self.num_classes)
         return fusion_weights(mask, self.fusion_logits.float())
 
-    @property
-    def decoder(self) -> nn.Module:
-        """The backbone's decoder; nnU-Net switches deep supervision through `network.decoder`."""
-        return self.backbone.decoder
+    def forward(
+        self, x: torch.Tensor, subsets: torch.Tensor | None = None, available: torch.Tensor | None = None
+    ) -> torch.Tensor | dict:
+        """`training_output(x, subsets)` when subsets are given, else `predict(x, available)`.
 
-    def set_subsets(self, mask: torch.Tensor) -> None:
-        """Use the (S, M) subset mask for the next training forwards (the trainer's schedule)."""
-        if mask.dim() != 2 or mask.shape[1] != self.num_modalities:
-            raise ValueError(f"subset mask must be (S, {self.num_modalities}), got {tuple(mask.shape)}")
-        if (mask.sum(dim=1) == 0).any():
-            raise ValueError("subset mask contains an empty subset")
-        self.subset_mask = mask.to(self.subset_mask.device, self.subset_mask.dtype)
+        nnU-Net's predictor calls `network(tile)` with one argument: the fused prediction over the
+        tile's non-zero channels. The trainer passes its step's subsets (through DDP and compile).
+        """
+        if subsets is not None:
+            return self.training_output(x, subsets)
+        return self.predict(x, available)
 
-    def set_available(self, modalities: Sequence[int] | None) -> None:
-        """Fix the available modalities for inference; None = detect all-zero channels."""
-        if modalities is None:
-            self.available = None
-            return
-        chosen = tuple(sorted(set(int(m) for m in modalities)))
-        if not chosen or chosen[0] < 0 or chosen[-1] >= self.num_modalities:
-            raise ValueError(
-                f"available modalities must be a non-empty subset of 0..{self.num_modalities - 1}"
-            )
-        self.available = chosen
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict:
+    def _check_channels(self, x: torch.Tensor) -> None:
         if x.shape[1] != self.num_modalities:
             raise ValueError(
                 f"expected {self.num_modalities} input channels (one per modality), got {x.shape[1]}. "
                 + _CHANNEL_MISMATCH_HINT
             )
-        if self.training or self.backbone.decoder.deep_supervision:
-            return self._forward_all(x)
-        return self._forward_available(x)
 
-    def available_modalities(self, x: torch.Tensor) -> tuple[int, ...]:
-        """The explicit availability, else channels that are not exactly zero over the whole input."""
-        if self.available is not None:
-            return self.available
-        present = tuple(i for i in range(self.num_modalities) if bool(x[:, i].any()))
-        return present or tuple(range(self.num_modalities))
+    def _run_backbone(self, x: torch.Tensor, modalities: torch.Tensor) -> tuple[list, torch.Tensor | list]:
+        """Encoder skips and decoder output of the modalities (k,) of x (B, k, ...) folded into the batch."""
+        b, k = x.shape[0], x.shape[1]
+        self._folded.index = modalities.to(x.device).repeat(b)
+        try:
+            skips = self.backbone.encoder(x.reshape(b * k, 1, *x.shape[2:]))
+            return skips, self.backbone.decoder(skips)
+        finally:
+            self._folded.index = None
 
-    def _run_backbone(self, x: torch.Tensor, modalities: Sequence[int]) -> tuple[list, torch.Tensor | list]:
-        b, k = x.shape[0], len(modalities)
-        folded = x.reshape(b * k, 1, *x.shape[2:])
-        index = torch.as_tensor(modalities, device=x.device, dtype=torch.long).repeat(b)
-        for norm in self._norms:
-            norm.modality_index = index
-        skips = self.backbone.encoder(folded)
-        return skips, self.backbone.decoder(skips)
+    def per_modality_logits(self, x: torch.Tensor, available: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, k, C, *spatial) of each available modality alone (all M by default), unfused."""
+        self._check_channels(x)
+        if available is None:
+            available = torch.arange(self.num_modalities, device=x.device)
+        _, out = self._run_backbone(x.index_select(1, available.to(x.device)), available)
+        out = out[0] if isinstance(out, (list, tuple)) else out  # highest resolution
+        return out.view(x.shape[0], -1, *out.shape[1:])
 
-    def _forward_available(self, x: torch.Tensor) -> torch.Tensor:
-        modalities = self.available_modalities(x)
-        if len(modalities) < self.num_modalities:
-            x = x[:, list(modalities)]
-        _, out = self._run_backbone(x, modalities)
-        b, k = x.shape[0], len(modalities)
-        per_modality = out.view(b, k, *out.shape[1:])
-        if self.output_per_modality:
-            return per_modality.reshape(b, k * out.shape[1], *out.shape[2:])
-        mask = torch.zeros(1, self.num_modalities, device=x.device)
-        mask[0, list(modalities)] = 1
-        weights = self.fusion(mask)[0, list(modalities)].to(out.dtype)
+    def predict(self, x: torch.Tensor, available: torch.Tensor | None = None) -> torch.Tensor:
+        """Fused logits (B, C, *spatial) over `available` (default: the non-zero channels of x).
+
+        Only the available modalities run, so the cost grows with k, not M.
+        """
+        self._check_channels(x)
+        if available is None:
+            available = present_modalities(x)
+        available = available.to(x.device)
+        per_modality = self.per_modality_logits(x, available)
+        mask = torch.zeros(1, self.num_modalities, device=x.device).index_fill_(1, available, 1.0)
+        weights = self.fusion(mask)[0].index_select(0, available).to(per_modality.dtype)
         return torch.einsum("kc,bkc...->bc...", weights, per_modality)
 
-    def _forward_all(self, x: torch.Tensor) -> dict:
+    def training_output(self, x: torch.Tensor, subsets: torch.Tensor) -> dict:
+        """Every modality runs; the loss's inputs for the subsets in the (S, M) mask.
+
+        Returns a dict: "logits" (list over deep-supervision scales of (B, M, C, *spatial_k)),
+        "subset_mask" (S, M), "fusion" (S, M, C) the weights of each subset's fusion, "mi_pred"
+        (list over MI stages of (B, S, F, *s)), "mi_target" (list of (B, F, *s)) and "mi_var"
+        (list of (F,)).
+        """
+        self._check_channels(x)
+        if subsets.dim() != 2 or subsets.shape[1] != self.num_modalities:
+            raise ValueError(f"subset mask must be (S, {self.num_modalities}), got {tuple(subsets.shape)}")
+        subsets = subsets.to(x.device, torch.float32)
         b, m = x.shape[0], self.num_modalities
-        skips, out = self._run_backbone(x, range(m))
+        skips, out = self._run_backbone(x, torch.arange(m, device=x.device))
         outs = out if isinstance(out, (list, tuple)) else [out]
         logits = [o.view(b, m, *o.shape[1:]) for o in outs]
-        weights = fusion_weights(self.subset_mask)
+        weights = fusion_weights(subsets)
         s = weights.shape[0]
         mi_pred, mi_target, mi_var = [], [], []
         for regressor, feat in zip(self.mi_regressors, skips[-len(self.mi_regressors) :], strict=True):
@@ -212,8 +220,8 @@ class ModalityParallelNet(nn.Module):
             mi_var.append(regressor.variance())
         return {
             "logits": logits,
-            "subset_mask": self.subset_mask,
-            "fusion": self.fusion(self.subset_mask),
+            "subset_mask": subsets,
+            "fusion": self.fusion(subsets),
             "mi_pred": mi_pred,
             "mi_target": mi_target,
             "mi_var": mi_var,

@@ -14,6 +14,7 @@ from itertools import combinations
 import torch
 
 BRATS_MODALITIES: tuple[str, ...] = ("T1", "T1c", "T2", "Fl")
+"""The short names in BraTS channel order (T1, T1ce, T2, FLAIR), the order of our conversion."""
 
 
 def all_subsets(num_modalities: int) -> list[tuple[int, ...]]:
@@ -42,11 +43,29 @@ def subset_name(subset: tuple[int, ...], names: tuple[str, ...] | list[str]) -> 
     return "+".join(names[i] for i in subset)
 
 
-def default_modality_names(num_modalities: int) -> tuple[str, ...]:
-    """BraTS short names for M = 4, channel indices otherwise."""
-    if num_modalities == len(BRATS_MODALITIES):
-        return BRATS_MODALITIES
-    return tuple(f"ch{i}" for i in range(num_modalities))
+SHORT_NAMES: dict[str, str] = {
+    "t1": "T1",
+    "t1n": "T1",
+    "t1ce": "T1c",
+    "t1c": "T1c",
+    "t1gd": "T1c",
+    "t2": "T2",
+    "t2w": "T2",
+    "flair": "Fl",
+    "fl": "Fl",
+    "t2f": "Fl",
+}
+"""Paper-style names of the BraTS channel names in their known spellings (lower case)."""
+
+
+def modality_names(channel_names: dict[str, str]) -> tuple[str, ...]:
+    """The names of a dataset's channels, in channel order, from dataset.json's `channel_names`.
+
+    BraTS channels get the paper's short names (T1, T1c, T2, Fl) whatever their order, others
+    keep dataset.json's name. The one source for the training log, the tables and the figures.
+    """
+    names = [str(channel_names[str(i)]) for i in range(len(channel_names))]
+    return tuple(SHORT_NAMES.get(n.lower(), n) for n in names)
 
 
 def subset_mask(subsets: list[tuple[int, ...]], num_modalities: int) -> torch.Tensor:

@@ -53,10 +53,9 @@ def _worker(rank: int, world: int, folder: str, k: int | None) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     net, loss, x, y = _setup()
-    net.set_subsets(_subsets(k))
     ddp = DDP(net)
     half = slice(rank * B // world, (rank + 1) * B // world)
-    out = ddp(x[half])
+    out = ddp(x[half], _subsets(k))
     loss(out, [t[half] for t in y]).backward()
     torch.save(
         {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None},
@@ -67,8 +66,7 @@ def _worker(rank: int, world: int, folder: str, k: int | None) -> None:
 
 def _single(k: int | None) -> dict[str, torch.Tensor]:
     net, loss, x, y = _setup()
-    net.set_subsets(_subsets(k))
-    loss(net(x), y).backward()
+    loss(net(x, _subsets(k)), y).backward()
     return {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
 
 

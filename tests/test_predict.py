@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits
 from nnunet_holder.predict.inputs import read_case, scan_folder
 from nnunet_holder.predict.model import load_predictor, parse_modalities
@@ -85,10 +89,16 @@ def test_plain_nnunetv2_predict_on_complete_and_zero_filled_cases(trained, tmp_p
     _copy_case(src, "tiny_009", inp)
     _zero_fill(inp / "tiny_009_0001.nii.gz")
     run_cli(["nnUNetv2_predict", "-i", str(inp), "-o", str(tmp_path / "out"), *MODEL_ARGS], trained["env"])
+    ours_dir = tmp_path / "ours"
+    run_cli(["nnunet-holder", "predict", "-i", str(inp), "-o", str(ours_dir), *MODEL_ARGS], trained["env"])
     for case in ("tiny_008", "tiny_009"):
         seg = sitk.ReadImage(str(tmp_path / "out" / f"{case}.nii.gz"))
         ref = sitk.ReadImage(str(inp / f"{case}_0000.nii.gz"))
         assert seg.GetSize() == ref.GetSize() and seg.GetSpacing() == ref.GetSpacing()
+        # nnU-Net's own predictor (availability from the tile's non-zero channels) and ours (from
+        # the whole case) agree where every tile holds the case's present channels, as here
+        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(ours_dir / f"{case}.nii.gz")))
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(seg), ours)
 
 
 def test_predict_cli_on_a_mixed_folder(trained, tmp_path):
@@ -143,40 +153,43 @@ def test_forced_modalities_and_what_the_network_runs(predictor, trained, tmp_pat
         parse_modalities("PD", predictor.dataset_json["channel_names"])
 
 
+def _direct(predictor: HolderPredictor, data: torch.Tensor, subset: tuple[int, ...]) -> torch.Tensor:
+    """The ensemble's prediction with only `subset` available (the other channels zeroed)."""
+    masked = data.clone()
+    masked[[i for i in range(4) if i not in subset]] = 0
+    logits = predictor.predict_logits_from_preprocessed_data(masked)
+    assert predictor.last_available == subset
+    return logits
+
+
 def test_one_pass_fusion_equals_predicting_each_subset(predictor, trained):
     data = _preprocessed(predictor, _images_ts(trained), "tiny_008")
-    per_modality = predictor.predict_per_modality_logits(data)
-    worst = 0.0
-    for subset in all_subsets(4):
-        masked = data.clone()
-        masked[[i for i in range(4) if i not in subset]] = 0
-        direct = predictor.predict_logits_from_preprocessed_data(masked)
-        assert predictor.last_available == subset
-        worst = max(worst, (per_modality[list(subset)].mean(0) - direct).abs().max().item())
+    fused = subset_logits(predictor, data)
+    worst = max((fused[s] - _direct(predictor, data, s)).abs().max().item() for s in all_subsets(4))
     assert worst < 1e-4, worst
 
 
-def test_one_pass_with_learned_fusion_weights_equals_predicting_each_subset(predictor, trained):
-    """The same exactness for a per-(modality, class) weighted fusion (HolderMITrainer_learnedFusion)."""
+@pytest.mark.parametrize("num_folds", [1, 2])
+def test_one_pass_with_learned_fusion_weights_equals_predicting_each_subset(predictor, trained, num_folds):
+    """The same exactness for a per-(modality, class) weighted fusion (HolderMITrainer_learnedFusion),
+    also for an ensemble of folds with different weights: each fold is fused with its own weights."""
     data = _preprocessed(predictor, _images_ts(trained), "tiny_008")
     net = predictor.parallel_network()
     heads = predictor.label_manager.num_segmentation_heads
-    beta = torch.randn(4, heads, generator=torch.Generator().manual_seed(5)) * 2
+    g = torch.Generator().manual_seed(5)
+    betas = [torch.randn(4, heads, generator=g) * 2 for _ in range(num_folds)]
     saved = predictor.list_of_parameters
-    net.fusion_logits = torch.nn.Parameter(beta.clone())
-    predictor.list_of_parameters = [{**params, "fusion_logits": beta} for params in saved]
+    net.fusion_logits = torch.nn.Parameter(betas[0].clone())
+    predictor.list_of_parameters = [{**saved[0], "fusion_logits": beta} for beta in betas]
     try:
         fused = subset_logits(predictor, data)
-        worst = 0.0
-        for subset in all_subsets(4):
-            masked = data.clone()
-            masked[[i for i in range(4) if i not in subset]] = 0
-            direct = predictor.predict_logits_from_preprocessed_data(masked)
-            worst = max(worst, (fused[subset] - direct).abs().max().item())
+        worst = max((fused[s] - _direct(predictor, data, s)).abs().max().item() for s in all_subsets(4))
         assert worst < 1e-4, worst
-        per_modality = predictor.predict_per_modality_logits(data)
         both = (0, 3)
-        assert (fused[both] - per_modality[list(both)].mean(0)).abs().max().item() > 1e-3  # not the mean
+        net.fusion_logits = None
+        predictor.list_of_parameters = [saved[0]]
+        plain = subset_logits(predictor, data)
+        assert (fused[both] - plain[both]).abs().max().item() > 1e-3  # not the plain mean
     finally:
         net.fusion_logits = None
         predictor.list_of_parameters = saved
@@ -225,10 +238,11 @@ def test_evaluate_subsets_cli(trained, tmp_path):
             *MODEL_ARGS,
             "--postprocess-et",
             "5",
+            "--save-segmentations",
         ],
         trained["env"],
     )
-    assert "| Region" in proc.stdout or "WT" in proc.stdout
+    assert "### Protocol: preprocessed" in proc.stdout
     table = json.loads((out / "subset_table.json").read_text())
     assert table["order"][0] == "Fl" and table["order"][-1] == "Full" and len(table["order"]) == 15
     rows = (out / "subset_metrics_per_case.csv").read_text().strip().splitlines()
@@ -236,4 +250,35 @@ def test_evaluate_subsets_cli(trained, tmp_path):
     assert (out / "dice_heatmap.png").stat().st_size > 1000
     assert len(list(out.glob("overlay_*.png"))) == 1
     timing = json.loads((out / "timing.json").read_text())
-    assert len(timing) == 3
+    assert timing["protocol"] == "preprocessed" and len(timing["cases"]) == 3
+
+    # The full-set Dice of the table against nnU-Net's own evaluation of the saved segmentations.
+    # Every reference case has all three regions, so nnU-Net's Dice (NaN only when prediction and
+    # reference are both empty, where ours is 1) is defined and the same formula as ours. Our
+    # --postprocess-et 5 empties a predicted ET below 5 voxels (Dice 0 against a non-empty
+    # reference); WT and TC keep those voxels, so only ET needs that rule applied to nnU-Net's.
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    label_manager = PlansManager(str(trained["fold"].parent / "plans.json")).get_label_manager(dataset_json)
+    regions, names = regions_from_dataset_labels(dataset_json["labels"])
+    assert [tuple(r) for r in regions] == [tuple(r) for r in label_manager.foreground_regions]
+    nnunet = compute_metrics_on_folder(
+        str(raw / "labelsTs"),
+        str(out / "segmentations" / "Full"),
+        None,
+        SimpleITKIO(),
+        dataset_json["file_ending"],
+        label_manager.foreground_regions,
+        num_processes=1,
+    )
+    assert len(nnunet["metric_per_case"]) == 3
+    for region, name in zip(label_manager.foreground_regions, names, strict=True):
+        per_case = [case["metrics"][region] for case in nnunet["metric_per_case"]]
+        assert all(m["n_ref"] > 0 for m in per_case), (name, per_case)
+        if name == "ET":
+            expected = [m["Dice"] if m["n_pred"] >= 5 else 0.0 for m in per_case]
+        else:
+            expected = [m["Dice"] for m in per_case]
+        ours = table["Full"][f"Dice_{name}"]["mean"]
+        assert ours == pytest.approx(float(np.mean(expected)), abs=1e-6), (name, ours, expected)
+        if name != "ET":
+            assert ours == pytest.approx(nnunet["mean"][region]["Dice"], abs=1e-6), name

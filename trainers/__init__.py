@@ -30,7 +30,11 @@ from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_noMI_noHD,
     HolderMITrainer_TV,
 )
-from nnunet_holder.trainers.variants.network import HolderMITrainer_learnedFusion, HolderMITrainer_width1
+from nnunet_holder.trainers.variants.network import (
+    HolderMITrainer_learnedFusion,
+    HolderMITrainer_noDeepSupervision,
+    HolderMITrainer_width1,
+)
 from nnunet_holder.trainers.variants.optimizer import HolderMITrainer_paper
 from nnunet_holder.trainers.variants.subsets import HolderMITrainer_sample4
 from nnunet_holder.trainers.variants.training_length import (
@@ -64,6 +68,7 @@ ALL_TRAINERS = (
     HolderMITrainer_sample4,
     HolderMITrainer_width1,
     HolderMITrainer_learnedFusion,
+    HolderMITrainer_noDeepSupervision,
     nnUNetTrainer_smoke,
     nnUNetTrainer_demo,
     nnUNetTrainerModalityDropout,

@@ -11,13 +11,19 @@ Variants change one class attribute each (see `trainers/variants`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from os.path import join
+from time import time
 from typing import ClassVar
 
 import numpy as np
 import torch
 from nnunet_holder.architectures import ModalityParallelNet, build_from_plans
 from nnunet_holder.trainers.overrides import OverridesMixin
+from nnunet_holder.trainers.setup_checks import refuse_unsupported_setup
 from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
+from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as nnunet_trainer_module
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import dummy_context
@@ -28,12 +34,18 @@ from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_holder.losses import HolderMILoss
-from nnunet_holder.subsets import (
-    all_subsets,
-    default_modality_names,
-    subset_mask,
-    subset_name,
-)
+from nnunet_holder.predict.predictor import HolderPredictor
+from nnunet_holder.subsets import all_subsets, modality_names, subset_mask, subset_name
+
+
+@contextmanager
+def _predictor_class(cls: type) -> Iterator[None]:
+    original = nnunet_trainer_module.nnUNetPredictor
+    nnunet_trainer_module.nnUNetPredictor = cls
+    try:
+        yield
+    finally:
+        nnunet_trainer_module.nnUNetPredictor = original
 
 
 def deep_supervision_weights(num_scales: int, keep_last: bool) -> list[float]:
@@ -58,6 +70,10 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
     learned_fusion: ClassVar[bool] = False
     """False: fuse by the plain mean of logits (the paper). True: learned per-(modality, class) weights."""
+    checkpoint_selection: ClassVar[str] = "subsets"
+    """What `checkpoint_best` maximises (EMA over epochs, as nnU-Net): "subsets", the validation
+    pseudo-Dice averaged over every modality subset (what the method is for), or "full", nnU-Net's
+    full-set pseudo-Dice."""
 
     @classmethod
     def build_network_architecture(
@@ -81,10 +97,21 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     def initialize(self) -> None:
         if self.label_manager.has_ignore_label:
             raise NotImplementedError(f"{type(self).__name__} does not support datasets with an ignore label")
+        if self.checkpoint_selection not in ("subsets", "full"):
+            raise ValueError(
+                f"checkpoint_selection must be 'subsets' or 'full', got {self.checkpoint_selection!r}"
+            )
+        refuse_unsupported_setup(self, uses_modality_norms=True)
         super().initialize()
         self._subsets = all_subsets(self.num_input_channels)
-        self._all_mask = subset_mask(self._subsets, self.num_input_channels)
+        self._all_mask = subset_mask(self._subsets, self.num_input_channels).to(self.device)
+        self._modality_names = modality_names(self.dataset_json["channel_names"])
         self._step = 0
+        # the subset pseudo-Dice per epoch and its EMA live in nnU-Net's logger, so they are
+        # checkpointed with it and a `--c` resume continues the same average
+        logging = self.logger.local_logger.my_fantastic_logging
+        for key in ("mean_subset_dice", "ema_subset_dice"):
+            logging.setdefault(key, [])
 
     def _build_loss(self) -> nn.Module:
         ds_weights = None
@@ -120,11 +147,30 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         return self._all_mask[sorted(partial.tolist()) + [len(self._subsets) - 1]]
 
     def train_step(self, batch: dict) -> dict:
-        self.parallel_network().set_subsets(self._subsets_for_step())
+        """nnU-Net's train step with the step's subsets passed to the network (through DDP/compile)."""
+        subsets = self._subsets_for_step()
         self._step += 1
-        result = super().train_step(batch)
-        result.update(self.loss.last_parts)
-        return result
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = (
+            [t.to(self.device, non_blocking=True) for t in target]
+            if isinstance(target, list)
+            else target.to(self.device, non_blocking=True)
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            loss = self.loss(self.network(data, subsets), target)
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        return {"loss": loss.detach().cpu().numpy(), **self.loss.last_parts}
 
     def on_train_epoch_end(self, train_outputs: list[dict]) -> None:
         super().on_train_epoch_end(train_outputs)
@@ -137,7 +183,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         if beta is not None:
             # the full set's weights: how much each modality counts for each output channel
             weights = torch.softmax(beta.detach().float(), dim=0).cpu().numpy()
-            names = default_modality_names(self.num_input_channels)
+            names = self._modality_names
             self.print_to_log_file(
                 "fusion weights (full set), per output channel: "
                 + "; ".join(
@@ -145,10 +191,6 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
                     for c in range(weights.shape[1])
                 )
             )
-
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self.parallel_network().set_subsets(self._all_mask)
 
     def validation_step(self, batch: dict) -> dict:
         data = batch["data"].to(self.device, non_blocking=True)
@@ -159,7 +201,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             else [target.to(self.device, non_blocking=True)]
         )
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            output = self.network(data)
+            output = self.network(data, self._all_mask)
             loss = self.loss(output, target)
         logits = output["logits"][0].float()  # (B, M, C, *spatial), highest resolution
         fused = torch.einsum("smc,bmc...->bsc...", output["fusion"].to(logits), logits)
@@ -199,16 +241,52 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         with np.errstate(invalid="ignore", divide="ignore"):
             dice = 2 * tp / (2 * tp + fp + fn)  # (S, C)
         per_subset = np.nanmean(dice, axis=1)
-        names = default_modality_names(self.num_input_channels)
+        mean_subsets = float(np.nanmean(per_subset))
+        logger = self.logger.local_logger
+        previous = logger.get_value("ema_subset_dice", step=None)
+        ema = 0.9 * previous[-1] + 0.1 * mean_subsets if previous else mean_subsets
+        logger.log("mean_subset_dice", mean_subsets, self.current_epoch)
+        logger.log("ema_subset_dice", ema, self.current_epoch)
         self.print_to_log_file(
-            f"Pseudo dice, mean over {len(self._subsets)} modality subsets: {np.nanmean(per_subset):.4f}; "
+            f"Pseudo dice, mean over {len(self._subsets)} modality subsets: {mean_subsets:.4f}; "
             + ", ".join(
-                f"{subset_name(s, names)} {d:.3f}" for s, d in zip(self._subsets, per_subset, strict=True)
+                f"{subset_name(s, self._modality_names)} {d:.3f}"
+                for s, d in zip(self._subsets, per_subset, strict=True)
             )
         )
 
+    def on_epoch_end(self) -> None:
+        """nnU-Net's epoch end, with `checkpoint_best` chosen by `checkpoint_selection`."""
+        self.logger.log("epoch_end_timestamps", time(), self.current_epoch)
+        get = self.logger.get_value
+        self.print_to_log_file("train_loss", np.round(get("train_losses", step=-1), decimals=4))
+        self.print_to_log_file("val_loss", np.round(get("val_losses", step=-1), decimals=4))
+        dice = get("dice_per_class_or_region", step=-1)
+        self.print_to_log_file("Pseudo dice", [np.round(i, decimals=4) for i in dice])
+        seconds = get("epoch_end_timestamps", step=-1) - get("epoch_start_timestamps", step=-1)
+        self.print_to_log_file(f"Epoch time: {np.round(seconds, decimals=2)} s")
+        if (self.current_epoch + 1) % self.save_every == 0 and self.current_epoch != self.num_epochs - 1:
+            self.save_checkpoint(join(self.output_folder, "checkpoint_latest.pth"))
+        key, what = (
+            ("ema_subset_dice", "mean over modality subsets")
+            if self.checkpoint_selection == "subsets"
+            else ("ema_fg_dice", "full set")
+        )
+        ema = self.logger.local_logger.get_value(key, step=-1)
+        if self._best_ema is None or ema > self._best_ema:
+            self._best_ema = ema
+            self.print_to_log_file(f"Yayy! New best EMA pseudo Dice ({what}): {np.round(ema, decimals=4)}")
+            self.save_checkpoint(join(self.output_folder, "checkpoint_best.pth"))
+        if self.local_rank == 0:
+            self.logger.plot_progress_png(self.output_folder)
+        self.current_epoch += 1
+
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
-        super().perform_actual_validation(save_probabilities)
+        # nnU-Net's final validation builds the predictor by the name its module imported; bound
+        # to our subclass for this call, each validation case is predicted with the modalities
+        # of the whole case, not those of each tile
+        with _predictor_class(HolderPredictor):
+            super().perform_actual_validation(save_probabilities)
         self._evaluate_validation_subsets()
         # nnU-Net's final validation turns deep supervision on unconditionally at its end
         self.set_deep_supervision_enabled(self.enable_deep_supervision)

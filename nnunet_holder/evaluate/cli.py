@@ -7,6 +7,9 @@ from pathlib import Path
 
 from nnunet_holder.predict.cli import add_model_arguments, predictor_from_args
 
+# runner.PROTOCOLS' names, repeated so that building the parser imports no torch
+PROTOCOL_CHOICES = ("preprocessed", "raw")
+
 
 def _run(args: argparse.Namespace) -> int:
     from nnunet_holder.evaluate.runner import evaluate_cases, print_summary
@@ -25,9 +28,14 @@ def _run(args: argparse.Namespace) -> int:
         postprocess_et=args.postprocess_et,
         num_cases=n,
         title=f"{args.trainer} ({predictor.plans_manager.dataset_name})",
+        protocol=args.protocol,
+        save_segmentations=args.save_segmentations,
     )
-    print_summary(summary)
-    print(f"\nwritten to {out}: subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png")
+    print_summary(summary, args.protocol)
+    written = "subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png, timing.json"
+    if args.save_segmentations:
+        written += ", segmentations/<subset>/"
+    print(f"\nwritten to {out}: {written}")
     for f in failures:
         print(f"SKIPPED {f}")
     return 1 if failures else 0
@@ -38,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate-subsets",
         help="evaluate a model on every modality subset (one sliding-window pass per case)",
         description="Evaluate every non-empty modality subset (15 for BraTS) on complete, labelled cases. "
-        "HolderMITrainer models need ONE sliding-window pass per case; other nnU-Net models are run once per "
-        "subset with the missing channels zero-filled. Dice and HD95 (BraTS 2017-2021 empty rules).",
+        "By default (--protocol preprocessed) HolderMITrainer models need ONE sliding-window pass per case; "
+        "other nnU-Net models are run once per subset with the missing channels zero-filled. "
+        "Dice and HD95 (BraTS 2017-2021 empty rules).",
     )
     p.add_argument(
         "-i", dest="images", required=True, help="folder of CASE_XXXX.nii.gz images (all channels)"
@@ -53,6 +62,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="VOXELS",
         help="RFNet post-processing: predicted ET smaller than VOXELS becomes empty (RFNet: 500)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOL_CHOICES,
+        default="preprocessed",
+        help="where a missing modality is zeroed. 'preprocessed' (default, the paper's protocol): each "
+        "case is preprocessed once with every modality and the missing channels are zeroed in the network "
+        "input (acquired, then withheld); one preprocessing and one sliding-window pass per case for "
+        "HolderMITrainer models, one pass per subset for other models. 'raw': the missing channels are "
+        "zeroed in the raw images and every subset is preprocessed and predicted on its own, exactly as "
+        "`nnunet-holder predict` treats a case whose files are absent (nnU-Net's crop box and normalisation "
+        "mask then come from the available modalities only); costs 2^M - 1 preprocessings and "
+        "sliding-window passes per case (15 for BraTS) for every model. The tables' header and "
+        "timing.json name the protocol",
+    )
+    p.add_argument(
+        "--save-segmentations",
+        action="store_true",
+        help="also write every subset's segmentation in nnU-Net's format to "
+        "-o/segmentations/<subset>/CASE.nii.gz (subset names as in the table, e.g. T1c+Fl, ~T1, Full; "
+        "the network's label maps, before --postprocess-et)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing evaluation in -o")
     p.set_defaults(func=_run)

@@ -2,9 +2,15 @@
 
 `evaluate_cases` takes already-preprocessed cases (from raw files for `evaluate-subsets`, from
 nnU-Net's preprocessed folder for a trainer's final validation), segments every modality subset
-(one_pass.py), scores each against the reference with the BraTS rules (metrics.py) and writes
-the per-case CSV, the subset table (CSV, Markdown, JSON), the Dice heatmap and, when raw images
-are given for a case, the overlay figure.
+under one of two protocols (`PROTOCOLS`), scores each against the reference with the BraTS rules
+(metrics.py) and writes the per-case CSV, the subset table (CSV, Markdown, JSON), the Dice
+heatmap, timing.json, when raw images are given for a case the overlay figure and, on request,
+every subset's segmentation.
+
+The protocols differ in where a missing modality is zeroed. nnU-Net crops to the union of the
+channels' non-zero voxels and z-scores inside that mask, so zeroing before preprocessing (what
+`nnunet-holder predict` does with absent files) can give another crop and normalisation than
+zeroing the network input of the complete case.
 """
 
 from __future__ import annotations
@@ -20,10 +26,20 @@ import torch
 from tqdm import tqdm
 
 from nnunet_holder.evaluate.metrics import evaluate_case, metric_columns, regions_from_dataset_labels
-from nnunet_holder.evaluate.one_pass import modality_short_names, subset_logits, to_segmentation
+from nnunet_holder.evaluate.one_pass import subset_logits, to_segmentation
 from nnunet_holder.evaluate.tables import Summary, summarise, summary_markdown, write_case_csv, write_summary
 from nnunet_holder.predict.predictor import HolderPredictor
-from nnunet_holder.subsets import all_subsets, subset_name
+from nnunet_holder.subsets import all_subsets, modality_names, subset_name
+
+PROTOCOLS: dict[str, str] = {
+    "preprocessed": "the complete case preprocessed once, missing modalities zeroed in the network input",
+    "raw": "missing modalities zeroed in the raw images, each subset preprocessed and predicted on its own "
+    "(as `nnunet-holder predict` treats absent files)",
+}
+"""Evaluation protocols (the names `evaluate-subsets --protocol` accepts) and their header lines."""
+
+SubsetLogits = dict[tuple[int, ...], tuple[torch.Tensor, dict]]
+"""Per subset: fused logits in the preprocessed frame and the properties that export them."""
 
 
 @dataclass
@@ -33,7 +49,42 @@ class PreparedCase:
     properties: dict  # nnU-Net's properties of the preprocessing
     reference: np.ndarray  # label map in the original geometry
     spacing: tuple[float, ...]  # of the reference's array axes, in mm
-    raw_images: np.ndarray | None = None  # (M, *original) for the overlay figure
+    raw_images: np.ndarray | None = None  # (M, *original) for the overlay figure and the raw protocol
+    raw_properties: dict | None = None  # the reader's properties of raw_images (raw protocol)
+
+
+def _zeroed_after_preprocessing(predictor: HolderPredictor, prepared: PreparedCase) -> SubsetLogits:
+    # one preprocessing of the complete case; one pass for all subsets on a modality-parallel model
+    logits = subset_logits(predictor, prepared.data)
+    return {s: (lg, prepared.properties) for s, lg in logits.items()}
+
+
+def _zeroed_before_preprocessing(predictor: HolderPredictor, prepared: PreparedCase) -> SubsetLogits:
+    if prepared.raw_images is None or prepared.raw_properties is None:
+        raise ValueError(f"case {prepared.case}: the raw protocol needs the case's raw images")
+    m = prepared.raw_images.shape[0]
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    out: SubsetLogits = {}
+    for s in all_subsets(m):
+        if len(s) == m:  # nothing zeroed: the source's preprocessing of the complete case is this one
+            data, properties = prepared.data, prepared.properties
+        else:
+            images = prepared.raw_images.copy()
+            images[[i for i in range(m) if i not in s]] = 0
+            array, _, properties = preprocessor.run_case_npy(
+                images,
+                None,
+                dict(prepared.raw_properties),  # run_case_npy adds its keys to the dict it is given
+                predictor.plans_manager,
+                predictor.configuration_manager,
+                predictor.dataset_json,
+            )
+            data = torch.from_numpy(array)
+        out[s] = (predictor.predict_logits_from_preprocessed_data(data), properties)
+    return out
+
+
+_SUBSET_LOGITS = {"preprocessed": _zeroed_after_preprocessing, "raw": _zeroed_before_preprocessing}
 
 
 def evaluate_cases(
@@ -43,9 +94,18 @@ def evaluate_cases(
     postprocess_et: int | None = None,
     num_cases: int | None = None,
     title: str | None = None,
+    protocol: str = "preprocessed",
+    save_segmentations: bool = False,
 ) -> Summary:
+    """Score every subset of every case under `protocol` (a key of `PROTOCOLS`) into `out_dir`.
+
+    With `save_segmentations`, each subset's label map (the network's, before `postprocess_et`)
+    is written in nnU-Net's format to out_dir/segmentations/<subset>/<case><file_ending>.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; one of {sorted(PROTOCOLS)}")
     dataset_json = predictor.dataset_json
-    short = modality_short_names(dataset_json["channel_names"])
+    short = modality_names(dataset_json["channel_names"])
     subsets = all_subsets(len(short))
     regions, region_names = regions_from_dataset_labels(dataset_json["labels"])
     et_index = region_names.index("ET") if "ET" in region_names else None
@@ -55,9 +115,11 @@ def evaluate_cases(
     rows, timings, overlay = [], [], None
     for prepared in tqdm(cases, total=num_cases, desc="evaluating subsets", unit="case"):
         start = time.perf_counter()
-        logits = subset_logits(predictor, prepared.data)
+        logits = _SUBSET_LOGITS[protocol](predictor, prepared)
         predict_seconds = time.perf_counter() - start
-        segs = {s: to_segmentation(predictor, lg, prepared.properties) for s, lg in logits.items()}
+        segs = {s: to_segmentation(predictor, lg, props) for s, (lg, props) in logits.items()}
+        if save_segmentations:
+            _write_segmentations(predictor, prepared, segs, short, out_dir)
         for s, seg in segs.items():
             scores = evaluate_case(
                 seg,
@@ -86,10 +148,34 @@ def evaluate_cases(
     order = [subset_name(s, short) for s in subsets]
     summary = summarise(rows, order, metric_columns(region_names), modality_names=short)
     write_case_csv(rows, out_dir / "subset_metrics_per_case.csv")
-    write_summary(summary, out_dir, stem="subset_table")
-    (out_dir / "timing.json").write_text(json.dumps(timings, indent=2))
-    _figures(summary, overlay, short, out_dir, title)
+    write_summary(summary, out_dir, stem="subset_table", protocol=protocol_line(protocol))
+    # predict_seconds: the network's passes, and in the raw protocol the subsets' preprocessing
+    (out_dir / "timing.json").write_text(json.dumps({"protocol": protocol, "cases": timings}, indent=2))
+    _figures(
+        summary, overlay, short, out_dir, f"{title}, {protocol} protocol" if title else f"{protocol} protocol"
+    )
     return summary
+
+
+def protocol_line(protocol: str) -> str:
+    """The protocol as the tables' header states it."""
+    return f"{protocol}: {PROTOCOLS[protocol]}"
+
+
+def _write_segmentations(
+    predictor: HolderPredictor,
+    prepared: PreparedCase,
+    segs: dict[tuple[int, ...], np.ndarray],
+    short: tuple[str, ...],
+    out_dir: Path,
+) -> None:
+    writer = predictor.plans_manager.image_reader_writer_class()
+    ending = predictor.dataset_json["file_ending"]
+    for s, seg in segs.items():
+        folder = out_dir / "segmentations" / subset_name(s, short)
+        folder.mkdir(parents=True, exist_ok=True)
+        # the same writer and geometry keys nnU-Net's export uses, so these read like `predict`'s files
+        writer.write_seg(seg, str(folder / f"{prepared.case}{ending}"), prepared.properties)
 
 
 def _figures(summary: Summary, overlay, short: tuple[str, ...], out_dir: Path, title: str | None) -> None:
@@ -104,5 +190,5 @@ def _figures(summary: Summary, overlay, short: tuple[str, ...], out_dir: Path, t
         )
 
 
-def print_summary(summary: Summary) -> None:
-    print(summary_markdown(summary))
+def print_summary(summary: Summary, protocol: str = "preprocessed") -> None:
+    print(summary_markdown(summary, protocol=protocol_line(protocol)))

@@ -2,8 +2,10 @@
 
 Both yield `PreparedCase`s: preprocessed data (nnU-Net's own preprocessor, in this process),
 nnU-Net's properties to export back to the original geometry, and the reference label map with
-its spacing. A raw case that cannot be read, lacks a modality or a label is reported by name and
-skipped; the others are evaluated.
+its spacing. Raw cases also keep their images and the reader's properties, which the overlay
+figure and the raw protocol (every subset preprocessed on its own, runner.py) need. A raw case
+that cannot be read, lacks a modality or a label is reported by name and skipped; the others
+are evaluated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from nnunet_holder.evaluate.runner import PreparedCase
-from nnunet_holder.predict.inputs import CaseError, read_case, scan_folder
+from nnunet_holder.predict.inputs import CaseError, check_intact, read_case, scan_folder
 from nnunet_holder.predict.predictor import HolderPredictor
 
 
@@ -48,6 +50,7 @@ def raw_cases(
                     )
                 if not label_file.is_file():
                     raise CaseError(files.case, label_file, "reference segmentation not found")
+                check_intact(files.case, label_file)
                 try:
                     seg, seg_props = reader.read_seg(str(label_file))
                 except Exception as e:
@@ -62,7 +65,7 @@ def raw_cases(
                 failures.append(str(e))
                 tqdm.write(f"ERROR {e}")
                 continue
-            properties = dict(case.properties)
+            properties = dict(case.properties)  # run_case_npy adds its keys to this copy
             data, _, properties = preprocessor.run_case_npy(
                 case.images.copy(),
                 None,
@@ -78,6 +81,7 @@ def raw_cases(
                 reference=seg[0],
                 spacing=tuple(float(s) for s in seg_props["spacing"]),
                 raw_images=case.images,
+                raw_properties=case.properties,
             )
 
     return len(cases), generate()

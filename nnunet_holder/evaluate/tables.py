@@ -128,8 +128,12 @@ def summarise(
     return Summary(order=order, metrics=metrics, stats=stats, modality_names=list(modality_names))
 
 
-def summary_markdown(summary: Summary) -> str:
-    """The paper's layout, one table per metric kind: rows = regions, columns = subsets, Avg."""
+def summary_markdown(summary: Summary, protocol: str | None = None) -> str:
+    """The paper's layout, one table per metric kind: rows = regions, columns = subsets, Avg.
+
+    `protocol`, when given, heads the tables as "### Protocol: ..." (how missing modalities were
+    made); a heading needs no blank line after it, so it stays in the first table's block.
+    """
     blocks = []
     n = sorted({summary.stats[s][summary.metrics[0]].n for s in summary.order})
     n_text = str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
@@ -146,7 +150,8 @@ def summary_markdown(summary: Summary) -> str:
             cells = [_cell(summary.stats[s][metric], scale, decimals) for s in [*summary.order, AVERAGE]]
             lines.append(f"| {region} | " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+    text = "\n\n".join(blocks) + "\n"
+    return text if protocol is None else f"### Protocol: {protocol}\n{text}"
 
 
 def summary_to_dict(summary: Summary) -> dict[str, object]:
@@ -178,8 +183,10 @@ def load_summary(json_path: str | Path) -> Summary:
     return Summary(order=order, metrics=metrics, stats=stats, modality_names=list(data["modality_names"]))
 
 
-def write_summary(summary: Summary, out_dir: str | Path, stem: str = "subset_table") -> dict[str, Path]:
-    """Write stem.csv (long: subset, metric, mean, std, n), stem.md and stem.json."""
+def write_summary(
+    summary: Summary, out_dir: str | Path, stem: str = "subset_table", protocol: str | None = None
+) -> dict[str, Path]:
+    """Write stem.csv (long: subset, metric, mean, std, n), stem.md (headed by `protocol`) and stem.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / f"{stem}.csv", "md": out_dir / f"{stem}.md", "json": out_dir / f"{stem}.json"}
@@ -190,7 +197,7 @@ def write_summary(summary: Summary, out_dir: str | Path, stem: str = "subset_tab
             for metric in summary.metrics:
                 st = summary.stats[subset][metric]
                 writer.writerow([subset, metric, st.mean, st.std, st.n])
-    paths["md"].write_text(summary_markdown(summary))
+    paths["md"].write_text(summary_markdown(summary, protocol))
     paths["json"].write_text(json.dumps(summary_to_dict(summary), indent=1) + "\n")
     return paths
 

@@ -14,9 +14,8 @@ import torch
 from nnunetv2.utilities.file_path_utilities import get_output_folder
 
 from nnunet_holder.predict.predictor import HolderPredictor
+from nnunet_holder.subsets import SHORT_NAMES, modality_names
 from nnunet_holder.trainer_path import trainer_path
-
-MODALITY_ALIASES = {"t1c": "t1ce", "t1gd": "t1ce", "fl": "flair", "t2f": "flair", "t1n": "t1", "t2w": "t2"}
 
 
 def ensure_ext_trainer_path() -> None:
@@ -72,15 +71,21 @@ def load_predictor(
 
 
 def parse_modalities(spec: str, channel_names: dict[str, str]) -> tuple[int, ...]:
-    """'T1c,FLAIR' or '1,3' -> channel indices, matched against dataset.json's channel_names."""
-    names = {v.lower(): int(k) for k, v in channel_names.items()}
+    """'T1c,FLAIR' or '1,3' -> channel indices, matched against dataset.json's channel_names.
+
+    A name matches a channel's own name or its short name (`modality_names`), in any of the
+    BraTS spellings `SHORT_NAMES` knows (t1ce, t1c, t1gd; flair, fl, t2f; ...), case-insensitive.
+    """
+    short = [n.lower() for n in modality_names(channel_names)]
+    own = [str(channel_names[str(i)]).lower() for i in range(len(channel_names))]
     chosen = []
     for token in (t.strip() for t in spec.split(",") if t.strip()):
         key = token.lower()
+        key_short = SHORT_NAMES.get(key, token).lower()
         if key.isdigit() and int(key) < len(channel_names):
             chosen.append(int(key))
-        elif key in names or MODALITY_ALIASES.get(key) in names:
-            chosen.append(names.get(key, names.get(MODALITY_ALIASES.get(key, ""), -1)))
+        elif key in own or key_short in short:
+            chosen.append(own.index(key) if key in own else short.index(key_short))
         else:
             known = ", ".join(f"{k}={v}" for k, v in channel_names.items())
             raise SystemExit(f"--modalities: unknown modality '{token}' (this model's channels: {known})")

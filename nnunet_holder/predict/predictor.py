@@ -1,17 +1,20 @@
 """HolderPredictor: nnU-Net's predictor that knows which modalities each case has.
 
 Everything stays nnU-Net's (preprocessing, sliding window with Gaussian weighting, mirroring,
-fold ensembling, export to the original geometry) with two changes. Before each case the
-available modalities are read off the preprocessed data (a channel that is zero over the whole
-case is missing: nnU-Net's cropping and normalisation keep an all-zero channel exactly zero) and
-handed to the modality-parallel network, so only those modalities run. And the sliding-window
-accumulator is float32 and can hold several heads, which lets one pass return the logits of
-every modality separately (`predict_per_modality_logits`) for the all-subset evaluation.
-A network that is not modality-parallel (vanilla nnU-Net) simply gets the zero-filled channels.
+fold ensembling, export to the original geometry) with three changes. The available modalities
+are decided once per case, from the whole preprocessed case (a channel that is zero over the
+whole case is missing: nnU-Net's cropping and normalisation keep an all-zero channel exactly
+zero), and every tile of that case is predicted with the same set, so only those modalities run.
+The sliding-window accumulator is float32 and can hold several heads, which lets one pass return
+the logits of every modality separately for the all-subset evaluation; the subsets are fused per
+fold, with that fold's own fusion weights, before the folds are averaged, so the evaluation equals
+predicting each subset with the ensemble. A network that is not modality-parallel (vanilla
+nnU-Net) simply gets the zero-filled channels.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +25,7 @@ from torch._dynamo import OptimizedModule
 from tqdm import tqdm
 
 from nnunet_holder.architectures import ModalityParallelNet
+from nnunet_holder.subsets import subset_mask
 
 
 def present_channels(data: torch.Tensor) -> tuple[int, ...]:
@@ -35,7 +39,8 @@ class HolderPredictor(nnUNetPredictor):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._heads: int | None = None
+        self._available: torch.Tensor | None = None  # modalities of the case being predicted
+        self._per_modality = False  # tiles return every modality's logits, unfused
         self.last_available: tuple[int, ...] | None = None
 
     def parallel_network(self) -> ModalityParallelNet | None:
@@ -48,45 +53,82 @@ class HolderPredictor(nnUNetPredictor):
         return len(self.dataset_json["channel_names"])
 
     def predict_logits_from_preprocessed_data(self, data: torch.Tensor) -> torch.Tensor:
-        available = present_channels(data)
+        """nnU-Net's fold ensemble of one preprocessed case (C, *spatial), float32 logits on the CPU."""
+        if self.list_of_parameters is None:  # manual initialisation by a trainer: current weights
+            return self.predict_sliding_window_return_logits(data).to("cpu")
+        return super().predict_logits_from_preprocessed_data(data)
+
+    @torch.inference_mode()
+    def predict_sliding_window_return_logits(self, input_image: torch.Tensor) -> torch.Tensor:
+        """nnU-Net's sliding window over one case, every tile fused over the case's modalities."""
+        available = present_channels(input_image)
         if not available:
             raise ValueError("every input channel is zero: no modality available")
         self.last_available = available
-        net = self.parallel_network()
-        if net is None:
-            return self._ensemble_logits(data)
-        net.set_available(available)
+        if self.parallel_network() is None or self._per_modality:
+            return super().predict_sliding_window_return_logits(input_image)
+        self._available = torch.tensor(available, dtype=torch.long, device=self.device)
         try:
-            return self._ensemble_logits(data)
+            return super().predict_sliding_window_return_logits(input_image)
         finally:
-            net.set_available(None)
+            self._available = None
 
-    def predict_per_modality_logits(self, data: torch.Tensor) -> torch.Tensor:
-        """One sliding-window pass over all modalities: logits (M, C, *spatial), float32.
+    def predict_subset_logits(self, data: torch.Tensor, subsets: Sequence[tuple[int, ...]]) -> torch.Tensor:
+        """Fused logits (S, C, *spatial) of every subset from one sliding-window pass per fold.
 
-        Gaussian aggregation and mirroring are linear in the logits, so the network's fusion of
-        these over a subset S (`ModalityParallelNet.fusion`) equals the fused prediction with only S
-        available (up to float rounding).
+        Gaussian aggregation and mirroring are linear in the logits, so fusing the aggregated
+        per-modality logits over a subset (`ModalityParallelNet.fusion`, with the fold's own
+        weights) equals predicting with only that subset available, up to float rounding.
         """
         net = self.parallel_network()
         if net is None:
             raise TypeError("per-modality logits need a modality-parallel network (a HolderMITrainer model)")
         m, c = net.num_modalities, self.label_manager.num_segmentation_heads
-        net.set_available(range(m))
-        net.output_per_modality = True
-        self._heads = m * c
-        try:
-            logits = self._ensemble_logits(data)
-        finally:
-            net.set_available(None)
-            net.output_per_modality = False
-            self._heads = None
-        return logits.view(m, c, *logits.shape[1:])
+        mask = subset_mask(list(subsets), m).to(next(net.parameters()).device)
 
-    def _ensemble_logits(self, data: torch.Tensor) -> torch.Tensor:
-        if self.list_of_parameters is None:  # manual initialisation by a trainer: current weights
-            return self.predict_sliding_window_return_logits(data).to("cpu")
-        return super().predict_logits_from_preprocessed_data(data)
+        def fused() -> torch.Tensor:
+            per_modality = self.predict_sliding_window_return_logits(data).to("cpu")
+            per_modality = per_modality.view(m, c, *data.shape[1:])
+            with torch.no_grad():
+                weights = net.fusion(mask)
+            return torch.einsum("smc,mc...->sc...", weights.to(per_modality), per_modality)
+
+        self._per_modality = True
+        try:
+            if self.list_of_parameters is None:
+                return fused()
+            total = None
+            for params in self.list_of_parameters:
+                net.load_state_dict(params)
+                logits = fused()
+                total = logits if total is None else total.add_(logits)
+            return total / len(self.list_of_parameters)
+        finally:
+            self._per_modality = False
+
+    def _network_output(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.parallel_network()
+        if net is None:
+            return self.network(x)
+        if self._per_modality:
+            out = net.per_modality_logits(x)  # (B, M, C, *spatial) -> M*C heads
+            return out.reshape(out.shape[0], -1, *out.shape[3:])
+        return self.network(x, available=self._available)
+
+    @torch.inference_mode()
+    def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
+        # nnU-Net's test-time mirroring, with the network called through `_network_output`
+        mirror_axes = self.allowed_mirroring_axes if self.use_mirroring else None
+        prediction = self._network_output(x)
+        if mirror_axes is not None:
+            if max(mirror_axes) > x.ndim - 3:
+                raise ValueError(f"mirror axes {mirror_axes} do not match a {x.ndim - 2}-D input")
+            axes = [a + 2 for a in mirror_axes]
+            combinations = [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
+            for flip in combinations:
+                prediction += torch.flip(self._network_output(torch.flip(x, flip)), flip)
+            prediction /= len(combinations) + 1
+        return prediction
 
     @torch.inference_mode()
     def _internal_predict_sliding_window_return_logits(
@@ -95,7 +137,9 @@ class HolderPredictor(nnUNetPredictor):
         # nnU-Net's loop accumulates in float16 with one head per output channel; float32 keeps
         # the per-modality sums accurate enough that fusing afterwards equals fusing per tile
         results_device = self.device if do_on_device else torch.device("cpu")
-        heads = self._heads or self.label_manager.num_segmentation_heads
+        heads = self.label_manager.num_segmentation_heads
+        if self._per_modality:
+            heads *= self.num_modalities()
         try:
             empty_cache(self.device)
             data = data.to(results_device)

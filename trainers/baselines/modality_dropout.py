@@ -8,12 +8,17 @@ use, as DDP requires. Validation sees all modalities.
 
 import torch
 from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMOKE, OverridesMixin
+from nnunet_holder.trainers.setup_checks import refuse_unsupported_setup
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_holder.subsets import all_subsets, subset_mask
 
 
 class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
+    def initialize(self) -> None:
+        refuse_unsupported_setup(self, uses_modality_norms=False)
+        super().initialize()
+
     def train_step(self, batch: dict) -> dict:
         data = batch["data"]
         masks = subset_mask(all_subsets(data.shape[1]), data.shape[1])

@@ -13,3 +13,9 @@ class HolderMITrainer_learnedFusion(HolderMITrainer):
     """Fuse the available modalities' logits with learned per-(modality, class) weights."""
 
     learned_fusion = True
+
+
+class HolderMITrainer_noDeepSupervision(HolderMITrainer):
+    """Loss on the full-resolution output only (nnU-Net's `nnUNetTrainerNoDeepSupervision`)."""
+
+    overrides = {"enable_deep_supervision": False}

@@ -1,0 +1,107 @@
+"""DDP through HolderMITrainer: two gloo processes run the trainer's own train and validation steps.
+
+nnU-Net's `-num_gpus` path is nccl and CUDA only (it moves each rank to cuda:rank and wraps the
+network with device_ids), so each process here builds the trainer from the tiny dataset's real
+plans on the CPU, wraps its network in DistributedDataParallel exactly as nnU-Net does
+otherwise (no find_unused_parameters), and rebuilds the loss with DDP on. Everything after that
+is the trainer's code: `train_step` (subsets passed through DDP), the composite loss with
+nnU-Net's batch Dice gathered across ranks, `validation_step` and the validation gather of
+`on_validation_epoch_end`. Each rank gets one half of a fixed batch; one process on the whole
+batch is the reference.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+B = 4
+STEPS = 2
+
+
+def _trainer(trainer_name: str, dataset_name: str):
+    import nnunet_holder.trainers as trainers
+
+    folder = Path(os.environ["nnUNet_preprocessed"]) / dataset_name
+    plans = json.loads((folder / "nnUNetPlans.json").read_text())
+    plans = copy.deepcopy(plans)
+    plans["configurations"]["3d_fullres"]["batch_dice"] = True  # the Dice sums are gathered over ranks
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    trainer = getattr(trainers, trainer_name)(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    trainer.initialize()
+    return trainer
+
+
+def _batch(trainer, part: slice) -> dict:
+    g = torch.Generator().manual_seed(0)
+    patch = list(trainer.configuration_manager.patch_size)
+    data = torch.randn(B, trainer.num_input_channels, *patch, generator=g)
+    targets = []
+    for scale in trainer._get_deep_supervision_scales():
+        shape = [max(1, round(p * s)) for p, s in zip(patch, scale, strict=True)]
+        targets.append((torch.rand(B, 3, *shape, generator=g) > 0.6).float())
+    return {"data": data[part], "target": [t[part] for t in targets]}
+
+
+def _run_steps(trainer, part: slice) -> dict:
+    trainer.network.train()
+    losses = [float(trainer.train_step(_batch(trainer, part))["loss"]) for _ in range(STEPS)]
+    trainer.network.eval()
+    with torch.no_grad():
+        trainer.on_validation_epoch_start()
+        val = [trainer.validation_step(_batch(trainer, part))]
+    trainer.on_validation_epoch_end(val)
+    net = trainer.parallel_network()
+    return {
+        "losses": losses,
+        "params": {n: p.detach().clone() for n, p in net.named_parameters()},
+        "subset_dice": trainer.logger.get_value("mean_subset_dice", step=-1),
+    }
+
+
+def _worker(rank: int, world: int, folder: str, trainer_name: str, dataset_name: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["HOLDER_TEST_PORT"])
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    trainer = _trainer(trainer_name, dataset_name)
+    # what nnU-Net's initialize does under DDP, on the CPU: wrap, then a loss that gathers
+    trainer.is_ddp, trainer.local_rank = True, rank
+    trainer.network = DDP(trainer.network)
+    trainer.loss = trainer._build_loss()
+    result = _run_steps(trainer, slice(rank * B // world, (rank + 1) * B // world))
+    torch.save(result, Path(folder) / f"{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    "trainer_name", ["HolderMITrainer_smoke", "HolderMITrainer_noMI", "HolderMITrainer_learnedFusion"]
+)
+def test_two_ranks_train_like_one_process_on_the_whole_batch(in_nnunet_env, tmp_path, trainer_name):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        os.environ["HOLDER_TEST_PORT"] = str(s.getsockname()[1])
+    mp.spawn(_worker, args=(2, str(tmp_path), trainer_name, in_nnunet_env["name"]), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=False) for r in range(2)]
+    single = _run_steps(_trainer(trainer_name, in_nnunet_env["name"]), slice(0, B))
+    for name, value in single["params"].items():
+        # DDP all-reduces the gradients: the ranks' updates are bitwise identical
+        assert torch.equal(ranks[0]["params"][name], ranks[1]["params"][name]), name
+        scale = max(value.abs().max().item(), 1e-6)
+        assert (ranks[0]["params"][name] - value).abs().max().item() <= 1e-4 * scale + 1e-6, name
+    # the Dice term is the whole batch's on both ranks (gathered sums); the divergence and MI terms
+    # are means over each half, so the ranks' mean is the whole batch's loss
+    mean = np.mean([ranks[0]["losses"], ranks[1]["losses"]], axis=0)
+    assert np.allclose(mean, single["losses"], rtol=1e-4, atol=1e-5)
+    # the validation gather: every rank logs the whole batch's subset pseudo-Dice
+    assert ranks[0]["subset_dice"] == pytest.approx(single["subset_dice"], abs=1e-6)
+    assert ranks[1]["subset_dice"] == pytest.approx(single["subset_dice"], abs=1e-6)
