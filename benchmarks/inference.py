@@ -45,7 +45,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_holder.evaluate.one_pass import subset_logits
 from nnunet_holder.predict.predictor import HolderPredictor
-from nnunet_holder.subsets import all_subsets, default_modality_names, subset_name
+from nnunet_holder.subsets import BRATS_MODALITIES, all_subsets, subset_name
 
 SECTION = "inference"
 NUM_MODALITIES = 4
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     vanilla = make_predictor(vanilla_net, plans, device, mirroring, args.tile_step)
     data = torch.randn(NUM_MODALITIES, *shape, generator=torch.Generator().manual_seed(0))
     subsets = all_subsets(NUM_MODALITIES)
-    names = default_modality_names(NUM_MODALITIES)
+    names = BRATS_MODALITIES
     by_k = {k: next(s for s in subsets if len(s) == k) for k in range(1, NUM_MODALITIES + 1)}
     inputs = {k: with_only(data, s) for k, s in by_k.items()}
 

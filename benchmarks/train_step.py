@@ -3,9 +3,9 @@
 The models are built by the real trainer classes (`HolderMITrainer`, `HolderMITrainer_width1`,
 `nnUNetTrainer`): each trainer's own `build_network_architecture`, `configure_optimizers` and
 `_build_loss` (for the vanilla trainer: DC_and_BCE_loss in nnU-Net's DeepSupervisionWrapper, as for
-any region dataset), and every step is nnU-Net's own `nnUNetTrainer.train_step` (autocast fp16 and
-GradScaler on CUDA, gradient clipping, SGD with momentum). HolderMITrainer's own `train_step` only
-adds the subset schedule, which with the default (all 15 subsets) is the network's initial mask.
+any region dataset), and every step is the trainer's own `train_step` (nnU-Net's: autocast fp16 and
+GradScaler on CUDA, gradient clipping, SGD with momentum; HolderMITrainer's is the same step with the
+step's modality subsets passed to the network, all 15 by default).
 
 Per model three figures, measured interleaved in one process (warm-up rounds, then the median over
 repeats): the full step; the backbone step (the same step with a trivial loss, the mean of every
@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from _common import (
@@ -51,6 +52,8 @@ SECTION = "train_step"
 
 class OutputMean(nn.Module):
     """The trivial loss: the mean of every deep-supervision output (touches the backbone only)."""
+
+    last_parts: ClassVar[dict] = {}  # HolderMITrainer's train_step logs its loss's parts
 
     def forward(self, output: dict | list | torch.Tensor, target: object) -> torch.Tensor:
         logits = output["logits"] if isinstance(output, dict) else output
@@ -84,6 +87,8 @@ def build_trainer(trainer_cls: type[nnUNetTrainer], plans: dict, device: torch.d
     ).to(trainer.device)
     trainer.optimizer, trainer.lr_scheduler = trainer.configure_optimizers()
     trainer.loss = trainer._build_loss()
+    if isinstance(trainer, HolderMITrainer):
+        trainer.init_subset_schedule()
     return trainer
 
 
@@ -147,11 +152,11 @@ class SavedTensorCounter:
 
 
 def run_step(trainer: nnUNetTrainer, batch: dict, loss: nn.Module) -> None:
-    """One nnU-Net training step of `trainer` with `loss` in place of its own."""
+    """One training step of `trainer` (its own `train_step`) with `loss` in place of its own."""
     real = trainer.loss
     trainer.loss = loss
     try:
-        nnUNetTrainer.train_step(trainer, batch)
+        trainer.train_step(batch)
     finally:
         trainer.loss = real
 
@@ -162,7 +167,8 @@ def loss_alone(trainer: nnUNetTrainer, batch: dict) -> Callable[[], None]:
     data = batch["data"].to(device)
     target = [t.to(device) for t in batch["target"]]
     with autocast_context(device):
-        outputs = detached_outputs(trainer.network(data))
+        inputs = (data, trainer._subsets_for_step()) if isinstance(trainer, HolderMITrainer) else (data,)
+        outputs = detached_outputs(trainer.network(*inputs))
     leaves = [t for t in _tensors(outputs) if t.requires_grad]
 
     def run() -> None:

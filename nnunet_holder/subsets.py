@@ -46,6 +46,7 @@ def subset_name(subset: tuple[int, ...], names: tuple[str, ...] | list[str]) -> 
 SHORT_NAMES: dict[str, str] = {
     "t1": "T1",
     "t1n": "T1",
+    "t1w": "T1",
     "t1ce": "T1c",
     "t1c": "T1c",
     "t1gd": "T1c",

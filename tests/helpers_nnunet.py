@@ -18,6 +18,8 @@ import SimpleITK as sitk
 
 CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
 LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
+# the same label maps read as plain classes (softmax training): the values `_case` writes
+LABEL_CLASSES = {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}
 SHAPE = (24, 24, 24)
 SPACING = (2.0, 2.0, 2.0)
 
@@ -71,8 +73,13 @@ def make_raw_dataset(
     num_test: int,
     seed: int = 0,
     shape: tuple[int, int, int] = SHAPE,
+    regions: bool = True,
 ) -> Path:
-    """Write Dataset{id}_Tiny with imagesTr/labelsTr and imagesTs/labelsTs."""
+    """Write Dataset{id}_Tiny with imagesTr/labelsTr and imagesTs/labelsTs.
+
+    `regions=False` writes a label dataset.json (`LABEL_CLASSES`, no region tuples, no
+    regions_class_order) over the same label maps, so nnU-Net trains a softmax over the classes.
+    """
     folder = raw_root / f"Dataset{dataset_id:03d}_Tiny"
     rng = np.random.default_rng(seed)
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
@@ -84,13 +91,12 @@ def make_raw_dataset(
         for c in range(images.shape[0]):
             write_image(images[c], folder / f"images{split}" / f"{case}_{c:04d}.nii.gz")
         write_image(seg, folder / f"labels{split}" / f"{case}.nii.gz")
-    dataset_json = {
-        "channel_names": CHANNELS,
-        "labels": LABELS,
-        "regions_class_order": [1, 2, 3],
-        "numTraining": num_train,
-        "file_ending": ".nii.gz",
-    }
+    dataset_json: dict[str, object] = {"channel_names": CHANNELS}
+    if regions:
+        dataset_json.update(labels=LABELS, regions_class_order=[1, 2, 3])
+    else:
+        dataset_json["labels"] = LABEL_CLASSES
+    dataset_json.update(numTraining=num_train, file_ending=".nii.gz")
     (folder / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
     return folder
 

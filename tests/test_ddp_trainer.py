@@ -34,10 +34,11 @@ def _trainer(trainer_name: str, dataset_name: str):
 
     folder = Path(os.environ["nnUNet_preprocessed"]) / dataset_name
     plans = json.loads((folder / "nnUNetPlans.json").read_text())
-    plans = copy.deepcopy(plans)
+    plans = {**copy.deepcopy(plans), "continue_training": False}  # as nnUNetv2_train adds it
     plans["configurations"]["3d_fullres"]["batch_dice"] = True  # the Dice sums are gathered over ranks
     dataset_json = json.loads((folder / "dataset.json").read_text())
     trainer = getattr(trainers, trainer_name)(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    torch.manual_seed(0)  # the same initial weights in every process and in the reference
     trainer.initialize()
     return trainer
 
@@ -70,10 +71,11 @@ def _run_steps(trainer, part: slice) -> dict:
 
 
 def _worker(rank: int, world: int, folder: str, trainer_name: str, dataset_name: str) -> None:
+    torch.set_num_threads(1)
+    # built before the process group exists: nnU-Net's constructor moves a DDP rank to CUDA
+    trainer = _trainer(trainer_name, dataset_name)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["HOLDER_TEST_PORT"])
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    trainer = _trainer(trainer_name, dataset_name)
     # what nnU-Net's initialize does under DDP, on the CPU: wrap, then a loss that gathers
     trainer.is_ddp, trainer.local_rank = True, rank
     trainer.network = DDP(trainer.network)

@@ -31,6 +31,7 @@ def _trainer(dataset: dict, cls=HolderMITrainer_smoke, plans_edit=None, dataset_
              configuration: str = "3d_fullres"):
     plans, dataset_json = _plans_and_dataset(dataset)
     plans, dataset_json = copy.deepcopy(plans), copy.deepcopy(dataset_json)
+    plans["continue_training"] = False  # what nnUNetv2_train's get_trainer_from_args adds
     if plans_edit:
         plans_edit(plans)
     if dataset_edit:
@@ -94,7 +95,7 @@ def test_subset_names_in_the_log_follow_dataset_json(in_nnunet_env):
     _one_epoch(trainer)
     log = Path(trainer.log_file).read_text()
     line = re.search(r"Pseudo dice, mean over 15 modality subsets: [\d.]+; (.*)", log).group(1)
-    logged = [item.rsplit(" ", 1)[0] for item in line.split(", ")]
+    logged = [item.strip().rsplit(" ", 1)[0] for item in line.strip().split(", ")]
     assert logged == [subset_name(s, ("Fl", "T1", "T1c", "T2")) for s in all_subsets(4)]
     assert logged[:4] == ["T2", "T1c", "T1", "Fl"]
 
@@ -120,3 +121,12 @@ def test_checkpoint_best_follows_the_selection_criterion(in_nnunet_env, cls, exp
     saved = torch.load(best, map_location="cpu", weights_only=False)["_best_ema"]
     assert (saved != first) == expect_new_best
     assert len(logging["mean_subset_dice"]) == len(logging["mean_fg_dice"]) == 2
+
+
+def test_deep_supervision_weights_are_nnunets_and_keep_a_single_output():
+    from nnunet_holder.trainers.holder_mi import deep_supervision_weights
+
+    assert deep_supervision_weights(3, keep_last=False) == pytest.approx([2 / 3, 1 / 3, 0.0])
+    assert deep_supervision_weights(2, keep_last=True)[1] == pytest.approx(1e-6 / (1 + 1e-6))
+    # one output only (a 24^3 dataset planned with a single decoder stage): nnU-Net's formula gives NaN
+    assert deep_supervision_weights(1, keep_last=False) == [1.0]

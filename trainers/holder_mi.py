@@ -49,7 +49,13 @@ def _predictor_class(cls: type) -> Iterator[None]:
 
 
 def deep_supervision_weights(num_scales: int, keep_last: bool) -> list[float]:
-    """nnU-Net's weights: 1/2^i, the lowest resolution dropped (or ~0 under DDP), normalised."""
+    """nnU-Net's weights: 1/2^i, the lowest resolution dropped (or ~0 under DDP), normalised.
+
+    A network with a single output (plans with one decoder stage) keeps it: nnU-Net's formula
+    would drop the only scale and divide 0 by 0.
+    """
+    if num_scales == 1:
+        return [1.0]
     weights = np.array([1 / (2**i) for i in range(num_scales)])
     # DDP without compile demands a gradient for every head, hence nnU-Net's 1e-6 instead of 0
     weights[-1] = 1e-6 if keep_last else 0
@@ -103,15 +109,19 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             )
         refuse_unsupported_setup(self, uses_modality_norms=True)
         super().initialize()
-        self._subsets = all_subsets(self.num_input_channels)
-        self._all_mask = subset_mask(self._subsets, self.num_input_channels).to(self.device)
-        self._modality_names = modality_names(self.dataset_json["channel_names"])
-        self._step = 0
+        self.init_subset_schedule()
         # the subset pseudo-Dice per epoch and its EMA live in nnU-Net's logger, so they are
         # checkpointed with it and a `--c` resume continues the same average
         logging = self.logger.local_logger.my_fantastic_logging
         for key in ("mean_subset_dice", "ema_subset_dice"):
             logging.setdefault(key, [])
+
+    def init_subset_schedule(self) -> None:
+        """The modality subsets, their (S, M) mask on the device and the names (part of `initialize`)."""
+        self._subsets = all_subsets(self.num_input_channels)
+        self._all_mask = subset_mask(self._subsets, self.num_input_channels).to(self.device)
+        self._modality_names = modality_names(self.dataset_json["channel_names"])
+        self._step = 0
 
     def _build_loss(self) -> nn.Module:
         ds_weights = None
