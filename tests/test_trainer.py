@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import time
 from pathlib import Path
 
 import nnunet_holder.trainers as holder_trainers
 import numpy as np
 import pytest
 import torch
+from dynamic_network_architectures.building_blocks.simple_conv_blocks import ConvDropoutNormReLU
+from nnunet_holder.architectures import ModalityNorm
 from nnunet_holder.trainers import ALL_TRAINERS
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+from torch import nn
+from torch.nn.modules.instancenorm import _InstanceNorm
 
 from tests.conftest import DATASET_ID, train_command, train_env
 from tests.helpers_nnunet import run_cli
@@ -46,23 +52,55 @@ def test_resume_with_c_continues_from_latest(trained, tmp_path):
     shutil.copytree(trained["root"] / "results", results)
     fold = results / trained["fold"].relative_to(trained["root"] / "results")
     final = _checkpoint(fold / "checkpoint_final.pth")
+    # checkpoint_latest as nnU-Net writes it after epoch 1 of 3: the epoch counter and two epochs of logs
     latest = dict(final)
     latest["current_epoch"] = 2
     latest["logging"] = {k: v[:2] for k, v in final["logging"].items()}
+    # The state dict names each block's conv twice (`conv` and `all_modules.0`, one tensor); the
+    # first name of each tensor, in order, is the parameter order the optimizer indexes (no buffers)
+    first_names: dict[int, str] = {}
+    for name, tensor in final["network_weights"].items():
+        first_names.setdefault(tensor.data_ptr(), name)
+    names = list(first_names.values())
+    assert len(names) == len(final["optimizer_state"]["param_groups"][0]["params"])
+    # Markers only a loaded checkpoint can bring back. The lowest deep-supervision head has weight 0
+    # in the loss, so it gets no gradient and SGD touches neither its weights nor its momentum
+    # buffers; a fresh network and optimizer would show a new random init and no buffers.
+    head = [i for i, n in enumerate(names) if n.startswith("backbone.decoder.seg_layers.0.")]
+    assert head and not any(i in final["optimizer_state"]["state"] for i in head)
+    weights, state = dict(final["network_weights"]), dict(final["optimizer_state"]["state"])
+    for i in head:
+        weights[names[i]] = torch.full_like(weights[names[i]], 0.125)
+        state[i] = {"momentum_buffer": torch.full_like(weights[names[i]], -0.25)}
+    latest["network_weights"] = weights
+    latest["optimizer_state"] = {**final["optimizer_state"], "state": state}
     torch.save(latest, fold / "checkpoint_latest.pth")
     (fold / "checkpoint_final.pth").unlink()
+    logs_before = set(fold.glob("training_log_*.txt"))
+    started = time.time()
     env = {**train_env(trained["env"]), "nnUNet_results": str(results)}
     run_cli(
         train_command("HolderMITrainer_smoke", "--c"),
         env,
         timeout=900,
     )
+    # the run's own log (nnU-Net starts a new one per run) trained epoch 2 and nothing before it
+    (log,) = set(fold.glob("training_log_*.txt")) - logs_before
+    assert re.findall(r": Epoch (\d+)\s*$", log.read_text(), flags=re.MULTILINE) == ["2"]
     resumed = _checkpoint(fold / "checkpoint_final.pth")
-    assert resumed["logging"]["train_losses"][:2] == final["logging"]["train_losses"][:2]
-    assert len(resumed["logging"]["train_losses"]) == 3
-    assert (
-        resumed["logging"]["train_losses"][2] != final["logging"]["train_losses"][2]
-    )  # epoch 2 was retrained
+    assert resumed["current_epoch"] == 3  # nnU-Net stores the number of epochs done
+    after, before = resumed["logging"], final["logging"]
+    assert after["train_losses"][:2] == before["train_losses"][:2]
+    assert len(after["train_losses"]) == 3
+    assert after["epoch_start_timestamps"][:2] == before["epoch_start_timestamps"][:2]
+    assert after["epoch_start_timestamps"][2] > started  # epoch 2 ran in this run
+    # the poly schedule continued at epoch 2's learning rate, not epoch 0's
+    assert after["lrs"] == before["lrs"] and after["lrs"][2] < after["lrs"][0]
+    restored = resumed["optimizer_state"]["state"]
+    for i in head:
+        assert torch.equal(resumed["network_weights"][names[i]], weights[names[i]]), names[i]
+        assert i in restored, f"momentum buffer of {names[i]} lost: the optimizer state was not restored"
+        assert torch.equal(restored[i]["momentum_buffer"], state[i]["momentum_buffer"]), names[i]
 
 
 def _trainer(name: str):
@@ -109,14 +147,47 @@ def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env):
     dl_train, _ = trainer.get_dataloaders()
     trainer.network.train()
     trainer.train_step(next(dl_train))
-    # nnU-Net weights the lowest-resolution deep-supervision head 0: its seg layer is the one exception
-    lowest_head = (
-        "backbone.decoder.seg_layers.0."  # dynamic-network-architectures orders them deep to shallow
-    )
-    for name, p in trainer.network.named_parameters():
-        if name.startswith(lowest_head):
-            continue
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    grads = {name: p.grad for name, p in trainer.network.named_parameters()}
+
+    def bias_feeds_instance_norm(module: nn.Module) -> bool:
+        if not isinstance(module, ConvDropoutNormReLU) or module.conv.bias is None:
+            return False
+        norm = getattr(module, "norm", None)
+        ops = list(module.all_modules)
+        return (
+            isinstance(norm, ModalityNorm)
+            and isinstance(norm.norm, _InstanceNorm)
+            and ops.index(norm) == ops.index(module.conv) + 1 + hasattr(module, "dropout")
+        )
+
+    # A conv bias right before an instance norm adds a per-channel constant that the norm's
+    # per-sample, per-channel mean takes out again: its exact gradient is 0, and what backward
+    # computes is float32 rounding noise, which a `> 0` test would count as a gradient.
+    cancelled = {f"{n}.conv.bias" for n, m in trainer.network.named_modules() if bias_feeds_instance_norm(m)}
+    # nnU-Net weights the lowest-resolution deep-supervision head 0 and the loss skips that scale,
+    # so its seg layer is outside the graph (dynamic-network-architectures orders heads deep to shallow)
+    lowest_head = {n for n in grads if n.startswith("backbone.decoder.seg_layers.0.")}
+    assert cancelled and lowest_head
+    # Measured relative to the largest gradient entry: the rounding noise of the cancelled biases
+    # stays below ~1e-7 of it, genuine gradients (each modality's norm affine included) above ~1e-4.
+    threshold = 3e-6 * max(g.abs().max() for g in grads.values() if g is not None)
+    modality_norm_params = {
+        f"{n}.{p}"
+        for n, m in trainer.network.named_modules()
+        if isinstance(m, ModalityNorm)
+        for p in ("weight", "bias")
+    }
+    for name, grad in grads.items():
+        if name in lowest_head:
+            assert grad is None or not grad.any(), name
+        elif name in cancelled:
+            # in the graph (DDP requires that), carrying no signal
+            assert grad is not None and grad.abs().max() < threshold, name
+        elif name in modality_norm_params:
+            # (M, C): every modality's own affine must learn, not only one of them
+            assert grad is not None and (grad.abs().amax(dim=1) > threshold).all(), name
+        else:
+            assert grad is not None and grad.abs().max() > threshold, name
 
 
 def test_learned_fusion_weights_train_and_are_logged(in_nnunet_env):
