@@ -7,10 +7,10 @@ folder `nnunet-holder trainer-path` prints) re-exports exactly these.
 from nnunet_holder.trainers.baselines.modality_dropout import (
     nnUNetTrainerModalityDropout,
     nnUNetTrainerModalityDropout_5epochs,
-    nnUNetTrainerModalityDropout_demo,
+    nnUNetTrainerModalityDropout_small,
     nnUNetTrainerModalityDropout_smoke,
 )
-from nnunet_holder.trainers.baselines.vanilla import nnUNetTrainer_demo, nnUNetTrainer_smoke
+from nnunet_holder.trainers.baselines.vanilla import nnUNetTrainer_small, nnUNetTrainer_smoke
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
 from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_alpha1p05,
@@ -39,7 +39,7 @@ from nnunet_holder.trainers.variants.optimizer import HolderMITrainer_paper
 from nnunet_holder.trainers.variants.subsets import HolderMITrainer_sample4
 from nnunet_holder.trainers.variants.training_length import (
     HolderMITrainer_5epochs,
-    HolderMITrainer_demo,
+    HolderMITrainer_small,
     HolderMITrainer_smoke,
 )
 
@@ -47,7 +47,7 @@ ALL_TRAINERS = (
     HolderMITrainer,
     HolderMITrainer_5epochs,
     HolderMITrainer_smoke,
-    HolderMITrainer_demo,
+    HolderMITrainer_small,
     HolderMITrainer_paper,
     HolderMITrainer_noMI,
     HolderMITrainer_noHD,
@@ -70,11 +70,11 @@ ALL_TRAINERS = (
     HolderMITrainer_learnedFusion,
     HolderMITrainer_noDeepSupervision,
     nnUNetTrainer_smoke,
-    nnUNetTrainer_demo,
+    nnUNetTrainer_small,
     nnUNetTrainerModalityDropout,
     nnUNetTrainerModalityDropout_5epochs,
     nnUNetTrainerModalityDropout_smoke,
-    nnUNetTrainerModalityDropout_demo,
+    nnUNetTrainerModalityDropout_small,
 )
 
 __all__ = [t.__name__ for t in ALL_TRAINERS] + ["ALL_TRAINERS"]

@@ -4,7 +4,9 @@ nnU-Net sets its hyperparameters (num_epochs, initial_lr, ...) as instance attri
 `nnUNetTrainer.__init__`, and its own variants repeat a constructor to change them. Here a
 variant declares `overrides = {...}`; the mixin applies the overrides of every class in the MRO,
 base first, after nnU-Net's constructor. The constructor keeps nnU-Net's exact signature
-because nnU-Net records its arguments by name for checkpoints and DDP workers.
+because nnU-Net records its arguments by name for checkpoints and DDP workers. The mixin also
+seeds the run where `nnUNet_seed` is set (`trainers/seeding.py`), so every trainer of the project
+can be seeded the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from nnunet_holder.trainers.seeding import (
+    SEED_VARIABLE,
+    seed_everything,
+    seed_from_environment,
+    seeded_augmenter_workers,
+)
 
 
 class OverridesMixin:
@@ -31,6 +39,20 @@ class OverridesMixin:
         for klass in reversed(type(self).__mro__):
             for name, value in vars(klass).get("overrides", {}).items():
                 setattr(self, name, value)
+        self.seed = seed_from_environment()
+        if self.seed is not None:
+            # before `initialize` builds the network: the weights are drawn from the seeded torch
+            seed_everything(self.seed + self.local_rank)
+            self.print_to_log_file(
+                f"{SEED_VARIABLE}={self.seed} (rank {self.local_rank} seeded with "
+                f"{self.seed + self.local_rank})"
+            )
+
+    def get_dataloaders(self):  # noqa: ANN201 (nnU-Net's signature)
+        if self.seed is None:
+            return super().get_dataloaders()
+        with seeded_augmenter_workers(self.seed, self.local_rank):
+            return super().get_dataloaders()
 
 
 SMOKE: dict[str, Any] = {"num_epochs": 3, "num_iterations_per_epoch": 10, "num_val_iterations_per_epoch": 2}
@@ -39,5 +61,7 @@ SMOKE: dict[str, Any] = {"num_epochs": 3, "num_iterations_per_epoch": 10, "num_v
 FIVE_EPOCHS: dict[str, Any] = {"num_epochs": 5}
 """nnU-Net's meaning of `_5epochs`: 5 epochs of the default 250 iterations."""
 
-DEMO: dict[str, Any] = {"num_epochs": 16, "num_iterations_per_epoch": 20, "num_val_iterations_per_epoch": 3}
-"""The demo's short schedule, the same for every model it compares (equal training budget)."""
+SMALL: dict[str, Any] = {"num_epochs": 40, "num_iterations_per_epoch": 20, "num_val_iterations_per_epoch": 4}
+"""The CPU experiment scale with the `3d_small` configuration (`nnunet-holder plan-small`): every
+compared model reaches the plateau of its validation pseudo-Dice (docs/synthetic_comparison.md).
+The same for every model: equal training budget in iterations."""

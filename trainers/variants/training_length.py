@@ -1,7 +1,7 @@
-"""Schedules: `_5epochs` (nnU-Net's meaning), `_smoke` (tests and CPU checks), `_demo` (make demo)."""
+"""Schedules: `_5epochs` (nnU-Net's meaning), `_smoke` (tests), `_small` (the CPU experiment scale)."""
 
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
-from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMOKE
+from nnunet_holder.trainers.overrides import FIVE_EPOCHS, SMALL, SMOKE
 
 
 class HolderMITrainer_5epochs(HolderMITrainer):
@@ -12,5 +12,5 @@ class HolderMITrainer_smoke(HolderMITrainer):
     overrides = SMOKE
 
 
-class HolderMITrainer_demo(HolderMITrainer):
-    overrides = DEMO
+class HolderMITrainer_small(HolderMITrainer):
+    overrides = SMALL

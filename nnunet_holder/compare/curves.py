@@ -1,0 +1,66 @@
+"""Training curves of a run from nnU-Net's checkpoint, and the epoch where a curve's plateau starts.
+
+nnU-Net's logger (saved in every checkpoint under `logging`) holds per epoch the train loss and
+the validation pseudo-Dice (`mean_fg_dice`, the full set); HolderMITrainer adds the pseudo-Dice mean
+over the modality subsets (`mean_subset_dice`). A curve is the trailing mean over `WINDOW` epochs of
+one of them: nnU-Net's own EMA (weight 0.1 per epoch) lags by about ten epochs, a quarter of a
+40-epoch run. The plateau of a curve starts at the first epoch from which the curve stays within
+`tolerance` of its final value; a run counts as converged when that plateau covers at least the
+last `min_fraction` of its epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PLATEAU_TOLERANCE = 0.02
+"""Two Dice points: about the epoch-to-epoch noise of the EMA at the CPU scale's few validation patches."""
+PLATEAU_MIN_FRACTION = 0.25
+WINDOW = 5
+
+
+@dataclass(frozen=True)
+class Curves:
+    train_loss: list[float]
+    full: list[float]
+    subsets: list[float] | None
+    epoch_seconds: list[float]
+
+
+def read_curves(checkpoint: Path) -> Curves:
+    import torch
+
+    logging = torch.load(checkpoint, map_location="cpu", weights_only=False)["logging"]
+    stamps = np.array(logging["epoch_end_timestamps"]) - np.array(logging["epoch_start_timestamps"])
+    subsets = logging.get("mean_subset_dice")
+    return Curves(
+        train_loss=[float(v) for v in logging["train_losses"]],
+        full=trailing_mean(logging["mean_fg_dice"]),
+        subsets=trailing_mean(subsets) if subsets else None,
+        epoch_seconds=[float(v) for v in stamps],
+    )
+
+
+def trailing_mean(values: list[float], window: int = WINDOW) -> list[float]:
+    """Mean of each epoch's value and the `window - 1` before it (fewer at the start)."""
+    v = np.asarray(values, dtype=float)
+    return [float(v[max(0, i - window + 1) : i + 1].mean()) for i in range(len(v))]
+
+
+def plateau_start(curve: list[float], tolerance: float = PLATEAU_TOLERANCE) -> int:
+    """First epoch (0-based) from which every value lies within `tolerance` of the last value."""
+    if not curve:
+        raise ValueError("empty curve")
+    values = np.asarray(curve, dtype=float)
+    outside = np.flatnonzero(np.abs(values - values[-1]) > tolerance)
+    return int(outside[-1] + 1) if outside.size else 0
+
+
+def converged(
+    curve: list[float], tolerance: float = PLATEAU_TOLERANCE, min_fraction: float = PLATEAU_MIN_FRACTION
+) -> bool:
+    """The plateau covers at least `min_fraction` of the epochs."""
+    return len(curve) - plateau_start(curve, tolerance) >= min_fraction * len(curve)

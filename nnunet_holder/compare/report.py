@@ -1,0 +1,248 @@
+"""The comparison report: Markdown, CSV and JSON of the seed statistics, and a heatmap figure.
+
+Per model: the 15-subset table (Dice %, mean ± std over seeds, per region and the region mean),
+the mean over the missing-modality subsets and the full set; per other model: the paired
+per-subset differences against the reference with the seeds it wins; the verdict sentences; the
+training curves' plateau epochs. The JSON holds every per-seed value, so any other statistic can
+be computed from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_holder.compare.curves import Curves, converged, plateau_start
+from nnunet_holder.compare.stats import (
+    FULL,
+    MEAN_REGION,
+    MISSING,
+    common_layout,
+    group_values,
+    paired,
+    per_seed_values,
+    seed_stat,
+    verdict,
+)
+from nnunet_holder.evaluate.tables import Summary
+
+Runs = Mapping[str, Mapping[int, Summary]]
+GROUP_LABELS = {MISSING: "Missing (mean of 14)", FULL: "Full"}
+
+
+def _cell(values: Mapping[int, float]) -> str:
+    stat = seed_stat(values)
+    return f"{100 * stat.mean:.1f}" + ("" if math.isnan(stat.std) else f" ± {100 * stat.std:.1f}")
+
+
+def _diff_cell(model: Mapping[int, float], reference: Mapping[int, float]) -> str:
+    d = paired(model, reference)
+    return f"{100 * d.mean:+.1f} ({d.wins}/{len(d.differences)})"
+
+
+def columns(order: Sequence[str]) -> list[str]:
+    return [*order, GROUP_LABELS[MISSING]]
+
+
+def _values(runs: Mapping[int, Summary], column: str, region: str) -> dict[int, float]:
+    for group, label in GROUP_LABELS.items():
+        if column == label:
+            return group_values(runs, group, region)
+    return per_seed_values(runs, column, region)
+
+
+def seed_table(runs: Runs) -> str:
+    """Rows region × model, columns the subsets and the missing-subset mean: Dice % mean ± std."""
+    order, regions = common_layout(runs)
+    cols = columns(order)
+    lines = ["| Region | Model | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
+    for region in [*regions, MEAN_REGION]:
+        for model, model_runs in runs.items():
+            cells = [_cell(_values(model_runs, c, region)) for c in cols]
+            lines.append(f"| {region} | {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_table(runs: Runs) -> str:
+    """Per model and region: the missing-subset mean and the full set, mean ± std over seeds."""
+    _, regions = common_layout(runs)
+    head = [f"{GROUP_LABELS[g]} {r}" for g in (MISSING, FULL) for r in [*regions, MEAN_REGION]]
+    lines = ["| Model | seeds | " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(head)]
+    for model, model_runs in runs.items():
+        cells = [
+            _cell(group_values(model_runs, g, r)) for g in (MISSING, FULL) for r in [*regions, MEAN_REGION]
+        ]
+        lines.append(f"| {model} | {len(model_runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def difference_table(runs: Runs, reference: str) -> str:
+    """model − reference per subset (Dice points, region mean and per region), seeds won in brackets."""
+    order, regions = common_layout(runs)
+    cols = columns(order)
+    lines = [
+        "| Region | Model − " + reference + " | " + " | ".join(cols) + " |",
+        "|---|---|" + "---:|" * len(cols),
+    ]
+    for region in [MEAN_REGION, *regions]:
+        for model, model_runs in runs.items():
+            if model == reference:
+                continue
+            cells = [
+                _diff_cell(_values(model_runs, c, region), _values(runs[reference], c, region)) for c in cols
+            ]
+            lines.append(f"| {region} | {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(runs: Runs, reference: str, known_spread: float | None = None) -> list[str]:
+    return [
+        verdict(model, reference, model_runs, runs[reference], known_spread)
+        for model, model_runs in runs.items()
+        if model != reference
+    ]
+
+
+def curves_table(curves: Mapping[str, Mapping[int, Curves]]) -> str:
+    """Per run: epochs, final pseudo-Dice (trailing mean; full set, subset mean where logged), plateau start."""
+    lines = [
+        "| Model | seed | epochs | s/epoch | pseudo-Dice full | plateau from epoch | subset mean "
+        "| plateau from epoch | converged |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for model, by_seed in curves.items():
+        for seed, c in sorted(by_seed.items()):
+            sub = c.subsets
+            ok = converged(c.full) and (sub is None or converged(sub))
+            lines.append(
+                f"| {model} | {seed} | {len(c.full)} | {np.median(c.epoch_seconds):.1f} | "
+                f"{100 * c.full[-1]:.1f} | {plateau_start(c.full)} | "
+                + (f"{100 * sub[-1]:.1f} | {plateau_start(sub)}" if sub else "– | –")
+                + f" | {'yes' if ok else 'NO'} |"
+            )
+    return "\n".join(lines)
+
+
+def to_json(runs: Runs, reference: str, curves: Mapping[str, Mapping[int, Curves]], meta: dict) -> dict:
+    order, regions = common_layout(runs)
+    models = {}
+    for model, model_runs in runs.items():
+        entry: dict = {"seeds": sorted(model_runs), "subsets": {}, "groups": {}}
+        for subset in order:
+            entry["subsets"][subset] = {
+                r: per_seed_values(model_runs, subset, r) for r in [*regions, MEAN_REGION]
+            }
+        for group in (MISSING, FULL):
+            entry["groups"][group] = {}
+            for r in [*regions, MEAN_REGION]:
+                values = group_values(model_runs, group, r)
+                stat = seed_stat(values)
+                entry["groups"][group][r] = {
+                    "per_seed": values,
+                    "mean": stat.mean,
+                    "std": None if math.isnan(stat.std) else stat.std,
+                }
+        if model in curves:
+            entry["plateau_epoch"] = {
+                str(seed): {
+                    "full": plateau_start(c.full),
+                    "subsets": plateau_start(c.subsets) if c.subsets else None,
+                }
+                for seed, c in curves[model].items()
+            }
+        models[model] = entry
+    return {
+        **meta,
+        "reference": reference,
+        "regions": regions,
+        "subsets": order,
+        "models": models,
+        "verdict": verdicts(runs, reference),
+    }
+
+
+def write_csv(runs: Runs, path: Path) -> Path:
+    """Long format: model, seed, region, subset (or group), Dice (fraction)."""
+    order, regions = common_layout(runs)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "seed", "region", "subset", "dice"])
+        for model, model_runs in runs.items():
+            for region in [*regions, MEAN_REGION]:
+                for column in columns(order):
+                    for seed, value in sorted(_values(model_runs, column, region).items()):
+                        writer.writerow([model, seed, region, column, f"{value:.6f}"])
+    return path
+
+
+def heatmap(runs: Runs, path: Path, title: str) -> Path:
+    """Models (rows) × subsets and the missing-subset mean (columns): region-mean Dice %, mean over seeds."""
+    from nnunet_holder.evaluate.figures import _figure, _save
+
+    order, _ = common_layout(runs)
+    cols = columns(order)
+    values = np.array(
+        [[seed_stat(_values(r, c, MEAN_REGION)).mean * 100 for c in cols] for r in runs.values()]
+    )
+    fig = _figure(figsize=(0.62 * len(cols) + 3.2, 0.5 * len(runs) + 1.8), dpi=150)
+    ax = fig.subplots()
+    ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(cols)), [*order, "Missing"], rotation=60, ha="left")
+    ax.set_yticks(range(len(runs)), list(runs))
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(
+                j,
+                i,
+                f"{values[i, j]:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if values[i, j] > 60 else "white",
+            )
+    ax.set_title(title, fontsize=9, pad=48)
+    return _save(fig, path)
+
+
+def write_report(
+    runs: Runs,
+    reference: str,
+    curves: Mapping[str, Mapping[int, Curves]],
+    out: Path,
+    header: str,
+    meta: dict,
+    known_spread: float | None = None,
+    figures: Sequence[Path] = (),
+) -> Path:
+    """OUT/comparison.{md,csv,json} and OUT/comparison_heatmap.png; returns the Markdown path."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.json").write_text(json.dumps(to_json(runs, reference, curves, meta), indent=2))
+    write_csv(runs, out / "comparison.csv")
+    heat = heatmap(runs, out / "comparison_heatmap.png", "Dice % (mean of WT/TC/ET), mean over seeds")
+    parts = [
+        header,
+        "\n## Verdict\n",
+        *[f"- {line}" for line in verdicts(runs, reference, known_spread)],
+        "\n## Mean over the missing-modality subsets and the full set (Dice %, mean ± std over seeds)\n",
+        summary_table(runs),
+        f"\n## Paired differences against {reference} (Dice points, mean over seeds; "
+        "seeds won in brackets)\n",
+        difference_table(runs, reference),
+        "\n## Every subset (Dice %, mean ± std over seeds; each seed's value is the mean over the "
+        "test cases)\n",
+        seed_table(runs),
+        f"\n![heatmap]({heat.name})\n",
+        "\n## Training curves (validation pseudo-Dice from nnU-Net's logger, trailing mean of 5 epochs)\n",
+        curves_table(curves),
+        *[f"\n![{p.stem}]({p.relative_to(out)})" for p in figures],
+    ]
+    md = out / "comparison.md"
+    md.write_text("\n".join(parts) + "\n")
+    return md

@@ -1,0 +1,124 @@
+"""The runs of a comparison: train every (trainer, seed) not yet trained, evaluate every run once.
+
+Each seed has its own nnU-Net results folder (`OUT/models/seed_S`, passed to `nnUNetv2_train` as
+`nnUNet_results`, with `nnUNet_seed=S`), because nnU-Net names a model folder by trainer, plans and
+configuration only. A run whose `checkpoint_final.pth` exists is trained; any other run is
+(re)started with `--c`, which continues from `checkpoint_latest.pth` where an interrupted run left
+one and starts fresh otherwise. A run whose `OUT/evaluation/TRAINER/seed_S/subset_table.json`
+exists is evaluated. So an interrupted comparison continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_holder.evaluate.tables import Summary, load_summary
+
+TABLE = "subset_table.json"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (trainer, seed) of a comparison and where its model and evaluation live."""
+
+    trainer: str
+    seed: int
+    out: Path
+    dataset_folder: str
+    plans: str
+    configuration: str
+    fold: int
+
+    @property
+    def results_root(self) -> Path:
+        return self.out / "models" / f"seed_{self.seed}"
+
+    @property
+    def model_folder(self) -> Path:
+        name = f"{self.trainer}__{self.plans}__{self.configuration}"
+        return self.results_root / self.dataset_folder / name
+
+    @property
+    def fold_folder(self) -> Path:
+        return self.model_folder / f"fold_{self.fold}"
+
+    @property
+    def trained(self) -> bool:
+        return (self.fold_folder / "checkpoint_final.pth").is_file()
+
+    @property
+    def evaluation_folder(self) -> Path:
+        return self.out / "evaluation" / self.trainer / f"seed_{self.seed}"
+
+    @property
+    def evaluated(self) -> bool:
+        return (self.evaluation_folder / TABLE).is_file()
+
+    @property
+    def log(self) -> Path:
+        return self.out / "logs" / f"train_{self.trainer}_seed_{self.seed}.log"
+
+
+def train(run: Run, dataset: str, device: str, env: dict[str, str], show: Sequence[str] = ()) -> None:
+    """`nnUNetv2_train` of one run (seeded, `--c`), its output in `run.log`; lines with `show` echoed."""
+    run.log.parent.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).parent / "nnUNetv2_train"
+    command = [str(exe), dataset, run.configuration, str(run.fold), "-tr", run.trainer, "-p", run.plans]
+    command += ["-device", device, "--c"]
+    run_env = {
+        **env,
+        "nnUNet_results": str(run.results_root),
+        "nnUNet_seed": str(run.seed),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with open(run.log, "a") as log:
+        proc = subprocess.Popen(
+            command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for line in proc.stdout:
+            log.write(line)
+            if any(s in line for s in show):
+                print("   " + line.rstrip()[-150:], flush=True)
+        if proc.wait() != 0:
+            raise SystemExit(
+                f"training {run.trainer} seed {run.seed} failed (exit {proc.returncode}); see {run.log}"
+            )
+
+
+def evaluate(run: Run, images: Path, labels: Path, device: str, mirroring: bool) -> Summary:
+    """Every modality subset of the test cases, with the project's evaluation (preprocessed protocol)."""
+    from nnunet_holder.evaluate.runner import evaluate_cases
+    from nnunet_holder.evaluate.sources import raw_cases
+    from nnunet_holder.predict.model import load_predictor, parse_device
+
+    predictor = load_predictor(
+        run.model_folder, [run.fold], device=parse_device(device), use_mirroring=mirroring, allow_tqdm=False
+    )
+    failures: list[str] = []
+    n, cases = raw_cases(predictor, images, labels, failures)
+    summary = evaluate_cases(
+        predictor, cases, run.evaluation_folder, num_cases=n, title=f"{run.trainer} seed {run.seed}"
+    )
+    if failures:
+        raise SystemExit(
+            f"{run.trainer} seed {run.seed}: {len(failures)} test cases failed:\n" + "\n".join(failures)
+        )
+    return summary
+
+
+def load_evaluation(run: Run) -> Summary:
+    return load_summary(run.evaluation_folder / TABLE)
+
+
+def nnunet_env() -> dict[str, str]:
+    """This process's environment with the project's trainers visible to nnU-Net."""
+    from nnunet_holder.trainer_path import trainer_path
+
+    ours = str(trainer_path())
+    paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    return {**os.environ, "nnUNet_extTrainer": os.pathsep.join(paths if ours in paths else [*paths, ours])}

@@ -1,0 +1,165 @@
+"""Seed statistics of a comparison: mean ± std over seeds, paired differences, and the verdict.
+
+Input: per model, per seed, the `Summary` of an all-subset evaluation on the same test cases (the
+per-seed value of a subset and region is the mean Dice over the test cases). Over seeds: the mean
+and the sample standard deviation (ddof=1; NaN for one seed). Paired differences pair the runs of
+two models trained with the same seed (same data order and initial weights where the networks
+allow it) and count the seeds each model wins. Two groups summarise the 15 subsets: the mean over
+the subsets with at least one missing modality and the full set. A difference counts as real only
+where it exceeds the seed-to-seed spread: the larger std of the two models' per-seed values; with
+one seed there is no spread and the verdict says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnunet_holder.evaluate.tables import Summary
+
+MISSING = "missing"
+FULL = "full"
+MEAN_REGION = "mean"
+"""The region key of the mean over the regions (WT/TC/ET)."""
+
+
+@dataclass(frozen=True)
+class SeedStat:
+    """One quantity over seeds: the per-seed values (seed order) and their mean and sample std."""
+
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
+
+
+@dataclass(frozen=True)
+class Paired:
+    """model − reference per common seed, and how many seeds the model is better / worse."""
+
+    differences: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.differences))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.differences, ddof=1)) if len(self.differences) > 1 else math.nan
+
+    @property
+    def wins(self) -> int:
+        return sum(d > 0 for d in self.differences)
+
+    @property
+    def losses(self) -> int:
+        return sum(d < 0 for d in self.differences)
+
+
+def regions_of(summary: Summary) -> list[str]:
+    return summary.regions("Dice")
+
+
+def per_seed_values(runs: Mapping[int, Summary], subset: str, region: str) -> dict[int, float]:
+    """Seed → Dice (fraction) of one subset and region; region `MEAN_REGION` averages the regions."""
+    out = {}
+    for seed, summary in runs.items():
+        regions = regions_of(summary) if region == MEAN_REGION else [region]
+        out[seed] = float(np.mean([summary.stats[subset][f"Dice_{r}"].mean for r in regions]))
+    return out
+
+
+def group_subsets(summary: Summary, group: str) -> list[str]:
+    """The subsets of a group: `FULL` the last subset of the order (all modalities), `MISSING` the rest."""
+    full = summary.order[-1]
+    return [full] if group == FULL else [s for s in summary.order if s != full]
+
+
+def group_values(runs: Mapping[int, Summary], group: str, region: str) -> dict[int, float]:
+    """Seed → the mean over the group's subsets of `per_seed_values`."""
+    first = next(iter(runs.values()))
+    subsets = group_subsets(first, group)
+    per_subset = [per_seed_values(runs, s, region) for s in subsets]
+    return {seed: float(np.mean([v[seed] for v in per_subset])) for seed in runs}
+
+
+def seed_stat(values: Mapping[int, float]) -> SeedStat:
+    return SeedStat(tuple(values[s] for s in sorted(values)))
+
+
+def paired(model: Mapping[int, float], reference: Mapping[int, float]) -> Paired:
+    """Differences over the seeds both models have, in seed order."""
+    seeds = sorted(set(model) & set(reference))
+    if not seeds:
+        raise ValueError("the two models share no seed; paired differences need common seeds")
+    return Paired(tuple(model[s] - reference[s] for s in seeds))
+
+
+def spread(a: SeedStat, b: SeedStat) -> float:
+    """The seed-to-seed spread a difference between a and b is judged against (NaN for one seed)."""
+    stds = [s.std for s in (a, b) if not math.isnan(s.std)]
+    return max(stds) if stds else math.nan
+
+
+def verdict(
+    model: str,
+    reference: str,
+    model_runs: Mapping[int, Summary],
+    reference_runs: Mapping[int, Summary],
+    known_spread: float | None = None,
+) -> str:
+    """One plain sentence per group: who is better on the region-mean Dice, and whether it is real.
+
+    `known_spread` (fraction) stands in for the spread where each model has one seed, e.g. the
+    spread a multi-seed comparison measured on the same scale.
+    """
+    parts = []
+    for group, label in ((MISSING, "the mean over the missing-modality subsets"), (FULL, "the full set")):
+        a = group_values(model_runs, group, MEAN_REGION)
+        b = group_values(reference_runs, group, MEAN_REGION)
+        sa, sb, diff = seed_stat(a), seed_stat(b), paired(a, b)
+        s = spread(sa, sb)
+        source = "seed-to-seed spread"
+        if math.isnan(s) and known_spread is not None:
+            s, source = known_spread, "seed-to-seed spread measured with several seeds"
+        numbers = (
+            f"{model} {100 * sa.mean:.1f} vs {reference} {100 * sb.mean:.1f} (difference "
+            f"{100 * diff.mean:+.1f}, {model} better on {diff.wins} of {len(diff.differences)} seeds"
+        )
+        if math.isnan(s):
+            parts.append(
+                f"On {label}, {model} vs {reference}: {numbers}); one seed, so the seed-to-seed spread is "
+                "unknown and this difference may be noise."
+            )
+        elif abs(diff.mean) <= s:
+            parts.append(
+                f"On {label}, no difference between {model} and {reference}: {numbers}), within the "
+                f"{source} ({100 * s:.1f})."
+            )
+        else:
+            better, worse = (model, reference) if diff.mean > 0 else (reference, model)
+            parts.append(
+                f"On {label}, {better} is better than {worse}: {numbers}), beyond the {source} "
+                f"({100 * s:.1f})."
+            )
+    return " ".join(parts)
+
+
+def common_layout(runs: Mapping[str, Mapping[int, Summary]]) -> tuple[list[str], list[str]]:
+    """(subset order, regions) shared by every run; refuses runs evaluated on different layouts."""
+    summaries: Sequence[Summary] = [s for model in runs.values() for s in model.values()]
+    if not summaries:
+        raise ValueError("no evaluated run")
+    order, regions = summaries[0].order, regions_of(summaries[0])
+    for s in summaries[1:]:
+        if s.order != order or regions_of(s) != regions:
+            raise ValueError("the runs were evaluated on different subsets or regions")
+    return list(order), list(regions)

@@ -1,0 +1,127 @@
+"""`plan-small` and `compare` end to end: real planning, real `nnUNetv2_train`, resume, aggregation.
+
+Two trainers × two seeds on the tiny dataset's `3d_small` configuration; the report's per-seed
+values, means, stds and paired differences are recomputed from each run's per-case CSV; then one
+run is deleted and the re-run command trains only that one, and its seed gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nnunet_holder.evaluate.tables import read_case_csv
+from tests.helpers_nnunet import run_cli
+
+TRAINERS = ("nnUNetTrainer_smoke", "nnUNetTrainerModalityDropout_smoke")
+SEEDS = (0, 1)
+
+
+def _compare(dataset: dict, out: Path) -> str:
+    env = {**dataset["env"], "nnUNet_n_proc_DA": "0"}
+    args = ["nnunet-holder", "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", *TRAINERS]
+    return run_cli([*args, "--seeds", *map(str, SEEDS), "-o", str(out)], env, timeout=900).stdout
+
+
+def _direct(out: Path, trainer: str, seed: int, subsets: list[str] | None) -> float:
+    """Mean over the test cases and regions (and the given subsets) from the run's per-case CSV."""
+    rows = read_case_csv(out / "evaluation" / trainer / f"seed_{seed}" / "subset_metrics_per_case.csv")
+    keys = [k for k in rows[0] if k.startswith("Dice_")]
+    per_subset = {}
+    for row in rows:
+        per_subset.setdefault(row["subset"], []).append(np.mean([float(row[k]) for k in keys]))
+    chosen = subsets if subsets is not None else [s for s in per_subset if s != "Full"]
+    return float(np.mean([np.mean(per_subset[s]) for s in chosen]))
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_dataset, tmp_path_factory):
+    proc = run_cli(["nnunet-holder", "plan-small", "-d", str(tiny_dataset["id"])], tiny_dataset["env"])
+    assert "added 3d_small" in proc.stdout or "already there" in proc.stdout
+    out = tmp_path_factory.mktemp("compare")
+    return tiny_dataset, out, _compare(tiny_dataset, out)
+
+
+def test_small_configuration_inherits_and_halves_the_features(compared):
+    dataset, out, _ = compared
+    plans_file = Path(dataset["env"]["nnUNet_preprocessed"]) / dataset["name"] / "nnUNetPlans.json"
+    configs = json.loads(plans_file.read_text())["configurations"]
+    assert configs["3d_small"]["inherits_from"] == "3d_fullres"
+    full = configs["3d_fullres"]["architecture"]["arch_kwargs"]["features_per_stage"]
+    small = configs["3d_small"]["architecture"]["arch_kwargs"]["features_per_stage"]
+    assert small == [round(f / 2) for f in full]
+    # trained on 3d_fullres's preprocessed data: no second data folder
+    assert not list((plans_file.parent).glob("*3d_small*"))
+    fold = out / "models" / "seed_0" / dataset["name"] / f"{TRAINERS[0]}__nnUNetPlans__3d_small" / "fold_0"
+    weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    first_conv = next(v for k, v in weights.items() if k.endswith("encoder.stages.0.0.convs.0.conv.weight"))
+    assert first_conv.shape[0] == small[0]
+
+
+def test_plan_small_refuses_to_replace_a_different_entry(compared, tmp_path):
+    dataset, _, _ = compared
+    env = dataset["env"]
+    proc = run_cli(["nnunet-holder", "plan-small", "-d", str(dataset["id"])], env)
+    assert "already there" in proc.stdout
+    refused = subprocess.run(
+        [str(Path(sys.executable).parent / "nnunet-holder"), "plan-small", "-d", str(dataset["id"]), "--width", "0.25"], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "pass --overwrite" in refused.stderr
+
+
+def test_report_equals_a_direct_computation_from_the_per_case_tables(compared):
+    _, out, stdout = compared
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["seeds"] == list(SEEDS) and data["trainers"] == list(TRAINERS)
+    for group, subsets in (("missing", None), ("full", ["Full"])):
+        per_model = {}
+        for trainer in TRAINERS:
+            direct = [_direct(out, trainer, s, subsets) for s in SEEDS]
+            entry = data["models"][trainer]["groups"][group]["mean"]
+            assert [entry["per_seed"][str(s)] for s in SEEDS] == pytest.approx(direct, abs=1e-9)
+            assert entry["mean"] == pytest.approx(np.mean(direct), abs=1e-9)
+            assert entry["std"] == pytest.approx(np.std(direct, ddof=1), abs=1e-9)
+            per_model[trainer] = direct
+        diff = np.subtract(per_model[TRAINERS[1]], per_model[TRAINERS[0]])
+        md = (out / "comparison.md").read_text()
+        assert f"{100 * diff.mean():+.1f} ({int((diff > 0).sum())}/2)" in md
+    assert "## Verdict" in md and "seed" in data["verdict"][0]
+    assert (out / "comparison_heatmap.png").stat().st_size > 0 and (out / "comparison.csv").is_file()
+
+
+def test_an_interrupted_comparison_continues_and_repeats_its_seed(compared):
+    dataset, out, _ = compared
+    before = json.loads((out / "comparison.json").read_text())
+    run_dir = out / "models" / "seed_1" / dataset["name"] / f"{TRAINERS[1]}__nnUNetPlans__3d_small" / "fold_0"
+    kept = out / "models" / "seed_0" / dataset["name"] / f"{TRAINERS[0]}__nnUNetPlans__3d_small" / "fold_0"
+    kept_mtime = (kept / "checkpoint_final.pth").stat().st_mtime
+    (run_dir / "checkpoint_final.pth").unlink()
+    for f in (out / "evaluation" / TRAINERS[1] / "seed_1").iterdir():
+        if f.is_file():
+            f.unlink()
+    stdout = _compare(dataset, out)
+    assert stdout.count(": training") == 1 and f"{TRAINERS[1]} seed 1: training" in stdout
+    assert (kept / "checkpoint_final.pth").stat().st_mtime == kept_mtime
+    after = json.loads((out / "comparison.json").read_text())
+    # nnUNet_seed with augmentation in the main process: the re-trained run repeats its numbers
+    for group in ("missing", "full"):
+        b = before["models"][TRAINERS[1]]["groups"][group]["mean"]["per_seed"]
+        a = after["models"][TRAINERS[1]]["groups"][group]["mean"]["per_seed"]
+        assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_a_different_comparison_in_the_same_folder_is_refused(compared):
+    dataset, out, _ = compared
+    env = dataset["env"]
+    exe = Path(sys.executable).parent / "nnunet-holder"
+    proc = subprocess.run(
+        [str(exe), "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", TRAINERS[0], "-o", str(out)],
+        env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode != 0 and "other settings" in proc.stderr

@@ -1,0 +1,112 @@
+"""The comparison's seed statistics, paired differences, verdict and plateau detection, against direct computation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nnunet_holder.compare.curves import converged, plateau_start
+from nnunet_holder.compare.report import summary_table, to_json, write_csv
+from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING, group_values, paired, seed_stat, verdict
+from nnunet_holder.evaluate.tables import paper_subset_order, summarise
+
+ORDER = paper_subset_order(("T1", "T1c", "T2", "Fl"))
+REGIONS = ("WT", "TC", "ET")
+
+
+def _summary(rng: np.random.Generator, offset: float = 0.0, cases: int = 4):
+    rows = [
+        {"case": f"c{c}", "subset": s, **{f"Dice_{r}": float(np.clip(rng.uniform(0.3, 0.9) + offset, 0, 1)) for r in REGIONS}}
+        for c in range(cases)
+        for s in ORDER
+    ]
+    return summarise(rows, ORDER, [f"Dice_{r}" for r in REGIONS]), rows
+
+
+def _direct_group(rows, group: str, region: str) -> float:
+    subsets = ["Full"] if group == FULL else [s for s in ORDER if s != "Full"]
+    regions = REGIONS if region == MEAN_REGION else (region,)
+    per_subset = [np.mean([[r[f"Dice_{g}"] for g in regions] for r in rows if r["subset"] == s]) for s in subsets]
+    return float(np.mean(per_subset))
+
+
+def test_seed_mean_std_and_paired_differences_equal_a_direct_computation():
+    rng = np.random.default_rng(0)
+    a = {seed: _summary(rng, 0.05) for seed in (0, 1, 2)}
+    b = {seed: _summary(rng) for seed in (0, 1, 2)}
+    for group in (MISSING, FULL):
+        for region in (*REGIONS, MEAN_REGION):
+            direct_a = [_direct_group(a[s][1], group, region) for s in (0, 1, 2)]
+            direct_b = [_direct_group(b[s][1], group, region) for s in (0, 1, 2)]
+            values_a = group_values({s: v[0] for s, v in a.items()}, group, region)
+            stat = seed_stat(values_a)
+            assert stat.mean == pytest.approx(np.mean(direct_a), abs=1e-12)
+            assert stat.std == pytest.approx(np.std(direct_a, ddof=1), abs=1e-12)
+            d = paired(values_a, group_values({s: v[0] for s, v in b.items()}, group, region))
+            diffs = np.subtract(direct_a, direct_b)
+            assert d.differences == pytest.approx(tuple(diffs), abs=1e-12)
+            assert d.wins == int((diffs > 0).sum()) and d.losses == int((diffs < 0).sum())
+
+
+def test_one_seed_has_no_spread():
+    stat = seed_stat({0: 0.5})
+    assert stat.mean == 0.5 and math.isnan(stat.std)
+
+
+def _constant(value: float):
+    rows = [{"case": "c0", "subset": s, **{f"Dice_{r}": value for r in REGIONS}} for s in ORDER]
+    return summarise(rows, ORDER, [f"Dice_{r}" for r in REGIONS])
+
+
+def test_verdict_changes_with_the_numbers():
+    reference = {0: _constant(0.50), 1: _constant(0.52), 2: _constant(0.54)}  # std 2 points
+    clearly_better = {s: _constant(v.stats["Full"]["Dice_WT"].mean + 0.10) for s, v in reference.items()}
+    within_spread = {s: _constant(v.stats["Full"]["Dice_WT"].mean + 0.01) for s, v in reference.items()}
+    clearly_worse = {s: _constant(v.stats["Full"]["Dice_WT"].mean - 0.10) for s, v in reference.items()}
+    text = verdict("M", "R", clearly_better, reference)
+    assert "M is better than R" in text and "beyond the seed-to-seed spread (2.0)" in text
+    assert "better on 3 of 3 seeds" in text
+    text = verdict("M", "R", within_spread, reference)
+    assert "no difference between M and R" in text and "within the seed-to-seed spread" in text
+    assert "R is better than M" in verdict("M", "R", clearly_worse, reference)
+    one = verdict("M", "R", {0: _constant(0.6)}, {0: _constant(0.5)})
+    assert "one seed" in one and "unknown" in one
+    known = verdict("M", "R", {0: _constant(0.51)}, {0: _constant(0.5)}, known_spread=0.03)
+    assert "no difference" in known and "measured with several seeds" in known
+
+
+def test_report_files_hold_the_same_numbers(tmp_path):
+    rng = np.random.default_rng(1)
+    runs = {"A": {s: _summary(rng, 0.1)[0] for s in (0, 1)}, "B": {s: _summary(rng)[0] for s in (0, 1)}}
+    data = to_json(runs, "A", {}, {"dataset": "x"})
+    missing = data["models"]["B"]["groups"][MISSING][MEAN_REGION]
+    assert missing["mean"] == pytest.approx(np.mean(list(missing["per_seed"].values())))
+    table = summary_table(runs)
+    assert f"{100 * missing['mean']:.1f} ± {100 * missing['std']:.1f}" in table
+    rows = write_csv(runs, tmp_path / "c.csv").read_text().splitlines()
+    assert rows[0] == "model,seed,region,subset,dice"
+    assert len(rows) == 1 + 2 * 2 * 4 * (len(ORDER) + 1)
+    json.dumps(data)  # serialisable
+
+
+@pytest.mark.parametrize(
+    ("curve", "start"),
+    [([0.1, 0.5, 0.8, 0.81, 0.80, 0.80], 2), ([0.8] * 5, 0), ([0.1, 0.2, 0.3, 0.4], 3), ([0.8, 0.5, 0.79, 0.8], 2)],
+)
+def test_plateau_start(curve, start):
+    assert plateau_start(curve) == start
+
+
+def test_plateau_start_is_the_first_epoch_of_a_tail_within_tolerance():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        curve = list(np.cumsum(rng.normal(0, 0.02, size=int(rng.integers(1, 30)))))
+        start = plateau_start(curve)
+        tail = np.asarray(curve[start:])
+        assert np.all(np.abs(tail - curve[-1]) <= 0.02)
+        if start > 0:
+            assert abs(curve[start - 1] - curve[-1]) > 0.02
+        assert converged(curve) == (len(curve) - start >= 0.25 * len(curve))
