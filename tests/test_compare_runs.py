@@ -3,6 +3,7 @@
 Two trainers × two seeds on the tiny dataset's `3d_small` configuration; the report's per-seed
 values, means, stds and paired differences are recomputed from each run's per-case CSV; then one
 run is deleted and the re-run command trains only that one, and its seed gives the same numbers.
+Marked slow (about 5 minutes on 2 cores: five real trainings): `make test-all` runs it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch
 
 from nnunet_holder.evaluate.tables import read_case_csv
 from tests.helpers_nnunet import run_cli
+
+pytestmark = pytest.mark.slow
 
 TRAINERS = ("nnUNetTrainer_smoke", "nnUNetTrainerModalityDropout_smoke")
 SEEDS = (0, 1)
@@ -59,7 +62,9 @@ def test_small_configuration_inherits_and_halves_the_features(compared):
     # trained on 3d_fullres's preprocessed data: no second data folder
     assert not list((plans_file.parent).glob("*3d_small*"))
     fold = out / "models" / "seed_0" / dataset["name"] / f"{TRAINERS[0]}__nnUNetPlans__3d_small" / "fold_0"
-    weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)[
+        "network_weights"
+    ]
     first_conv = next(v for k, v in weights.items() if k.endswith("encoder.stages.0.0.convs.0.conv.weight"))
     assert first_conv.shape[0] == small[0]
 
@@ -70,7 +75,17 @@ def test_plan_small_refuses_to_replace_a_different_entry(compared, tmp_path):
     proc = run_cli(["nnunet-holder", "plan-small", "-d", str(dataset["id"])], env)
     assert "already there" in proc.stdout
     refused = subprocess.run(
-        [str(Path(sys.executable).parent / "nnunet-holder"), "plan-small", "-d", str(dataset["id"]), "--width", "0.25"], env=env, capture_output=True, text=True
+        [
+            str(Path(sys.executable).parent / "nnunet-holder"),
+            "plan-small",
+            "-d",
+            str(dataset["id"]),
+            "--width",
+            "0.25",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert refused.returncode != 0 and "pass --overwrite" in refused.stderr
 
@@ -122,6 +137,8 @@ def test_a_different_comparison_in_the_same_folder_is_refused(compared):
     exe = Path(sys.executable).parent / "nnunet-holder"
     proc = subprocess.run(
         [str(exe), "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", TRAINERS[0], "-o", str(out)],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0 and "other settings" in proc.stderr

@@ -1,4 +1,4 @@
-"""The comparison's seed statistics, paired differences, verdict and plateau detection, against direct computation."""
+"""Seed statistics, paired differences, verdict and plateau detection, against direct computation."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ REGIONS = ("WT", "TC", "ET")
 
 def _summary(rng: np.random.Generator, offset: float = 0.0, cases: int = 4):
     rows = [
-        {"case": f"c{c}", "subset": s, **{f"Dice_{r}": float(np.clip(rng.uniform(0.3, 0.9) + offset, 0, 1)) for r in REGIONS}}
+        {
+            "case": f"c{c}",
+            "subset": s,
+            **{f"Dice_{r}": float(np.clip(rng.uniform(0.3, 0.9) + offset, 0, 1)) for r in REGIONS},
+        }
         for c in range(cases)
         for s in ORDER
     ]
@@ -29,7 +33,9 @@ def _summary(rng: np.random.Generator, offset: float = 0.0, cases: int = 4):
 def _direct_group(rows, group: str, region: str) -> float:
     subsets = ["Full"] if group == FULL else [s for s in ORDER if s != "Full"]
     regions = REGIONS if region == MEAN_REGION else (region,)
-    per_subset = [np.mean([[r[f"Dice_{g}"] for g in regions] for r in rows if r["subset"] == s]) for s in subsets]
+    per_subset = [
+        np.mean([[r[f"Dice_{g}"] for g in regions] for r in rows if r["subset"] == s]) for s in subsets
+    ]
     return float(np.mean(per_subset))
 
 
@@ -94,7 +100,12 @@ def test_report_files_hold_the_same_numbers(tmp_path):
 
 @pytest.mark.parametrize(
     ("curve", "start"),
-    [([0.1, 0.5, 0.8, 0.81, 0.80, 0.80], 2), ([0.8] * 5, 0), ([0.1, 0.2, 0.3, 0.4], 3), ([0.8, 0.5, 0.79, 0.8], 2)],
+    [
+        ([0.1, 0.5, 0.8, 0.81, 0.80, 0.80], 2),
+        ([0.8] * 5, 0),
+        ([0.1, 0.2, 0.3, 0.4], 3),
+        ([0.8, 0.5, 0.79, 0.8], 2),
+    ],
 )
 def test_plateau_start(curve, start):
     assert plateau_start(curve) == start

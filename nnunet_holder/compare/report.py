@@ -109,7 +109,7 @@ def verdicts(runs: Runs, reference: str, known_spread: float | None = None) -> l
 
 
 def curves_table(curves: Mapping[str, Mapping[int, Curves]]) -> str:
-    """Per run: epochs, final pseudo-Dice (trailing mean; full set, subset mean where logged), plateau start."""
+    """Per run: epochs, final pseudo-Dice (trailing mean; full set, subset mean), plateau start."""
     lines = [
         "| Model | seed | epochs | s/epoch | pseudo-Dice full | plateau from epoch | subset mean "
         "| plateau from epoch | converged |",
