@@ -41,27 +41,20 @@ class SeedStat:
         return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
 
 
-@dataclass(frozen=True)
-class Paired:
-    """model − reference per common seed, and how many seeds the model is better / worse."""
-
-    differences: tuple[float, ...]
+class Paired(SeedStat):
+    """model − reference per common seed (`values`), and how many seeds the model is better / worse."""
 
     @property
-    def mean(self) -> float:
-        return float(np.mean(self.differences))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.differences, ddof=1)) if len(self.differences) > 1 else math.nan
+    def differences(self) -> tuple[float, ...]:
+        return self.values
 
     @property
     def wins(self) -> int:
-        return sum(d > 0 for d in self.differences)
+        return sum(d > 0 for d in self.values)
 
     @property
     def losses(self) -> int:
-        return sum(d < 0 for d in self.differences)
+        return sum(d < 0 for d in self.values)
 
 
 def regions_of(summary: Summary) -> list[str]:
