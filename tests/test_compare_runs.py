@@ -131,14 +131,24 @@ def test_an_interrupted_comparison_continues_and_repeats_its_seed(compared):
         assert a == pytest.approx(b, abs=1e-6)
 
 
-def test_a_different_comparison_in_the_same_folder_is_refused(compared):
+@pytest.mark.parametrize("change", [["-c", "3d_fullres"], ["--mirroring"]])
+def test_a_comparison_with_other_settings_in_the_same_folder_is_refused(compared, change):
     dataset, out, _ = compared
-    env = dataset["env"]
     exe = Path(sys.executable).parent / "nnunet-holder"
-    proc = subprocess.run(
-        [str(exe), "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", TRAINERS[0], "-o", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode != 0 and "other settings" in proc.stderr
+    args = ["compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", *TRAINERS, "-o", str(out)]
+    if change[0] == "-c":
+        args[args.index("-c") + 1] = change[1]
+    else:
+        args += change
+    proc = subprocess.run([str(exe), *args], env=dataset["env"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "other settings" in proc.stderr and change[0].strip("-") in proc.stderr
+
+
+def test_fewer_trainers_and_seeds_reuse_the_stored_runs(compared):
+    dataset, out, _ = compared
+    env = {**dataset["env"], "nnUNet_n_proc_DA": "0"}
+    args = ["nnunet-holder", "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", TRAINERS[1]]
+    stdout = run_cli([*args, "--seeds", "1", "-o", str(out)], env, timeout=900).stdout
+    assert ": training" not in stdout and "evaluating" not in stdout
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["trainers"] == [TRAINERS[1]] and data["seeds"] == [1]

@@ -4,7 +4,8 @@ Trains every (trainer, seed) not yet trained with the real `nnUNetv2_train` (see
 `nnUNet_seed`, one results folder per seed under OUT/models), evaluates every modality subset on
 the dataset's test cases (imagesTs/labelsTs; HolderMITrainer models run the available
 modalities, the others get zero-filled channels), and writes OUT/comparison.{md,csv,json} and a
-heatmap. Re-running the same command continues an interrupted comparison.
+heatmap. Re-running the same command continues an interrupted comparison; adding trainers or
+seeds to it trains only the new runs.
 """
 
 from __future__ import annotations
@@ -99,16 +100,26 @@ def run_comparison(
     return report
 
 
+SHARED_SETTINGS: tuple[str, ...] = ("d", "c", "p", "f", "mirroring")
+"""The `compare` arguments one output folder is bound to (trainers and seeds can grow)."""
+
+
 def _run(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
     meta_file = out / "compare_command.json"
-    command = {k: getattr(args, k) for k in ("d", "c", "tr", "seeds", "p", "f")}
-    if meta_file.is_file() and json.loads(meta_file.read_text()) != command:
-        raise SystemExit(
-            f"{out} holds a comparison with other settings ({meta_file}); use another --output folder"
-        )
+    # what every stored run and evaluation depends on; trainers and seeds may be added or left
+    # out, since each (trainer, seed) has its own model and evaluation folder
+    settings = {k: getattr(args, k) for k in SHARED_SETTINGS}
+    if meta_file.is_file():
+        stored = json.loads(meta_file.read_text())
+        changed = [k for k in SHARED_SETTINGS if stored.get(k) != settings[k]]
+        if changed:
+            raise SystemExit(
+                f"{out} holds a comparison with other settings ({', '.join(changed)}: {meta_file}); "
+                "use another --output folder"
+            )
     out.mkdir(parents=True, exist_ok=True)
-    meta_file.write_text(json.dumps(command, indent=2))
+    meta_file.write_text(json.dumps(settings, indent=2))
     run_comparison(
         args.d, args.c, args.tr, args.seeds, out, args.reference, args.p, args.f, args.device, args.mirroring
     )
