@@ -1,6 +1,9 @@
-"""Networks built from nnU-Net plans: the modality-parallel backbone and its modality-aware norm."""
+"""Networks built from nnU-Net plans: the paper's logit-fusion network, the feature-fusion network,
+their shared base and the modality-aware norm."""
 
+from nnunet_holder.architectures.fusion_net import FeatureFusionNet
+from nnunet_holder.architectures.modality_net import ModalityNetwork
 from nnunet_holder.architectures.modality_norm import ModalityNorm
-from nnunet_holder.architectures.parallel_net import ModalityParallelNet, build_from_plans
+from nnunet_holder.architectures.parallel_net import ModalityParallelNet
 
-__all__ = ["ModalityNorm", "ModalityParallelNet", "build_from_plans"]
+__all__ = ["FeatureFusionNet", "ModalityNetwork", "ModalityNorm", "ModalityParallelNet"]

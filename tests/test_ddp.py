@@ -33,7 +33,7 @@ def _setup(seed: int = 0):
     torch.manual_seed(seed)
     cls, kwargs = BACKBONES["plain"]
     net = ModalityParallelNet(cls, kwargs(), num_modalities=M, num_classes=C, width=0.5)
-    loss = HolderMILoss(num_modalities=M, use_sigmoid=True, ds_weights=[2 / 3, 1 / 3], batch_dice=False)
+    loss = HolderMILoss(use_sigmoid=True, ds_weights=[2 / 3, 1 / 3], batch_dice=False)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(B, M, 16, 16, 16, generator=g)
     y = [

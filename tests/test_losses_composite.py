@@ -1,5 +1,6 @@
 """Tests of HolderMILoss against a plain loop over subsets and scales that calls nnU-Net's Dice with
-its own nonlinearity and background setting, plus robustness and gradient flow."""
+its own nonlinearity and background setting, plus robustness and gradient flow. The inputs are
+per-modality logits fused by the paper's network's `fuse_logits`; the loop fuses by hand."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 
 import pytest
 import torch
+from nnunet_holder.architectures.fusion import fuse_logits
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.utilities.helpers import softmax_helper_dim1
 
@@ -41,8 +43,8 @@ def make_case(seed, m, use_sigmoid, num_scales=3, spatial=(8, 6, 4), subsets=Non
         targets.append(y)
     feats = [(4, (2, 2, 2)[: len(spatial)]), (6, (1, 1, 1)[: len(spatial)])][-mi_stages:]
     output = {
-        "logits": logits,
-        "subset_mask": subset_mask(subsets, m),
+        "per_modality": logits,  # the leaves; the loss reads the fused "logits"
+        "logits": [fuse_logits(h, fusion_weights(subset_mask(subsets, m))) for h in logits],
         "mi_pred": [torch.randn(b, s, f, *sp, generator=g).requires_grad_() for f, sp in feats],
         "mi_target": [torch.randn(b, f, *sp, generator=g).requires_grad_() for f, sp in feats],
         "mi_var": [(torch.rand(f, generator=g) + 0.5).requires_grad_() for f, _ in feats],
@@ -63,7 +65,7 @@ def reference_loss(output, targets, subsets, use_sigmoid, ds_weights, divergence
     per_subset, dices = [], []
     for s_idx, subset in enumerate(subsets):
         total, dice_total = 0.0, 0.0
-        for w, h, y in zip(ds_weights, output["logits"], targets, strict=True):
+        for w, h, y in zip(ds_weights, output["per_modality"], targets, strict=True):
             if w == 0:
                 continue
             if class_weights is None:
@@ -92,7 +94,7 @@ def reference_loss(output, targets, subsets, use_sigmoid, ds_weights, divergence
 def test_vectorised_equals_subset_loop(use_sigmoid, batch_dice, m, num_scales):
     output, targets, subsets = make_case(m * 10 + num_scales, m, use_sigmoid, num_scales)
     weights = nnunet_ds_weights(num_scales)
-    loss = HolderMILoss(m, use_sigmoid, ds_weights=weights, batch_dice=batch_dice)
+    loss = HolderMILoss(use_sigmoid, ds_weights=weights, batch_dice=batch_dice)
     got = loss(output, targets)
     expected, _ = reference_loss(output, targets, subsets, use_sigmoid, weights, "holder", batch_dice)
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
@@ -103,18 +105,16 @@ def test_weighted_fusion_equals_subset_loop(use_sigmoid):
     m = 4
     output, targets, subsets = make_case(7, m, use_sigmoid)
     beta = torch.randn(m, C, generator=torch.Generator().manual_seed(3)).requires_grad_()
-    output["fusion"] = fusion_weights(output["subset_mask"], beta)
+    weights_smc = fusion_weights(subset_mask(subsets, m), beta)
+    output["logits"] = [fuse_logits(h, weights_smc) for h in output["per_modality"]]
     weights = nnunet_ds_weights(3)
-    got = HolderMILoss(m, use_sigmoid, ds_weights=weights)(output, targets)
+    got = HolderMILoss(use_sigmoid, ds_weights=weights)(output, targets)
     expected, _ = reference_loss(
         output, targets, subsets, use_sigmoid, weights, "holder", False, class_weights=beta.exp()
     )
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
     got.backward()
     assert beta.grad.abs().sum() > 0
-    output["fusion"] = output["fusion"][:, :, :2].detach()
-    with pytest.raises(ValueError, match="fusion must be"):
-        HolderMILoss(m, use_sigmoid, ds_weights=weights)(output, targets)
 
 
 @pytest.mark.parametrize("divergence", ["holder_volume", "js", "neyman_chi2", None])
@@ -123,7 +123,7 @@ def test_other_divergences_weights_and_2d(divergence, use_sigmoid):
     subsets = [(0,), (1, 2), (0, 1, 2)]  # a `sample k` step
     output, targets, _ = make_case(7, 3, use_sigmoid, 3, spatial=(12, 10), subsets=subsets, mi_stages=1)
     weights = [0.5, 0.3, 0.2]
-    loss = HolderMILoss(3, use_sigmoid, ds_weights=weights, divergence=divergence, alpha=1.3,
+    loss = HolderMILoss(use_sigmoid, ds_weights=weights, divergence=divergence, alpha=1.3,
                         lambda_hd=0.7, lambda_mi=2.0, batch_dice=True)
     got = loss(output, targets)
     expected, _ = reference_loss(output, targets, subsets, use_sigmoid, weights, divergence, True,
@@ -135,7 +135,7 @@ def test_other_divergences_weights_and_2d(divergence, use_sigmoid):
 def test_parts_and_per_subset_dice(use_sigmoid):
     output, targets, subsets = make_case(3, 3, use_sigmoid, 2, mi_stages=1)
     weights = nnunet_ds_weights(2)
-    loss = HolderMILoss(3, use_sigmoid, ds_weights=weights, lambda_hd=0.0, lambda_mi=0.0,
+    loss = HolderMILoss(use_sigmoid, ds_weights=weights, lambda_hd=0.0, lambda_mi=0.0,
                         log_dice_per_subset=True)
     value, parts = loss.compute(output, targets)
     expected, dices = reference_loss(output, targets, subsets, use_sigmoid, weights, "holder", False,
@@ -151,7 +151,7 @@ def test_parts_and_per_subset_dice(use_sigmoid):
 
 def test_single_scale_and_bare_tensors():
     output, targets, subsets = make_case(4, 2, True, 1)
-    loss = HolderMILoss(2, True, ds_weights=None)
+    loss = HolderMILoss(True, ds_weights=None)
     expected, _ = reference_loss(output, targets, subsets, True, [1.0], "holder", False)
     bare = dict(output, logits=output["logits"][0])
     assert loss(bare, targets[0]).item() == pytest.approx(expected.item(), rel=1e-6)
@@ -160,11 +160,11 @@ def test_single_scale_and_bare_tensors():
 @pytest.mark.parametrize("use_sigmoid", [True, False])
 def test_gradients_reach_every_modality_and_the_mi_inputs(use_sigmoid):
     output, targets, _ = make_case(5, 4, use_sigmoid, 3)
-    HolderMILoss(4, use_sigmoid, ds_weights=nnunet_ds_weights(3))(output, targets).backward()
-    for k, h in enumerate(output["logits"][:2]):
+    HolderMILoss(use_sigmoid, ds_weights=nnunet_ds_weights(3))(output, targets).backward()
+    for k, h in enumerate(output["per_modality"][:2]):
         for i in range(4):
             assert h.grad[:, i].abs().sum() > 0, (k, i)
-    assert output["logits"][2].grad is None  # weight 0: skipped, as nnU-Net does
+    assert output["per_modality"][2].grad is None  # weight 0: skipped, as nnU-Net does
     for mu, var, t in zip(output["mi_pred"], output["mi_var"], output["mi_target"], strict=True):
         assert mu.grad.abs().sum() > 0 and var.grad.abs().sum() > 0
         assert t.grad is None  # teacher detached by default
@@ -172,14 +172,14 @@ def test_gradients_reach_every_modality_and_the_mi_inputs(use_sigmoid):
 
 def test_teacher_gets_gradient_when_not_detached():
     output, targets, _ = make_case(6, 2, True, 2)
-    HolderMILoss(2, True, ds_weights=[0.6, 0.4], detach_teacher=False)(output, targets).backward()
+    HolderMILoss(True, ds_weights=[0.6, 0.4], detach_teacher=False)(output, targets).backward()
     assert all(t.grad.abs().sum() > 0 for t in output["mi_target"])
 
 
 def test_lambda_mi_zero_keeps_the_regressor_in_the_graph():
     """DDP needs a gradient (even zero) for the MI regressor that the network still runs."""
     output, targets, _ = make_case(8, 3, True, 2)
-    loss = HolderMILoss(3, True, ds_weights=[0.6, 0.4], lambda_mi=0.0)
+    loss = HolderMILoss(True, ds_weights=[0.6, 0.4], lambda_mi=0.0)
     value, parts = loss.compute(output, targets)
     value.backward()
     assert parts["mi"] == 0.0
@@ -192,11 +192,13 @@ def test_lambda_mi_zero_keeps_the_regressor_in_the_graph():
 @pytest.mark.parametrize("divergence", ["holder", "holder_volume", "neyman_chi2"])
 def test_finite_under_bf16_autocast_saturated_logits_and_empty_targets(use_sigmoid, divergence):
     output, targets, _ = make_case(9, 4, use_sigmoid, 3, scale=1.0)
-    for h in output["logits"]:
+    for h in output["per_modality"]:
         h.data = 100.0 * torch.sign(h.data)
+    output["logits"] = [fuse_logits(h, fusion_weights(subset_mask(all_subsets(4), 4)))
+                        for h in output["per_modality"]]
     for y in targets:
         y.zero_()  # all background / every region empty
-    loss = HolderMILoss(4, use_sigmoid, ds_weights=nnunet_ds_weights(3), divergence=divergence,
+    loss = HolderMILoss(use_sigmoid, ds_weights=nnunet_ds_weights(3), divergence=divergence,
                         batch_dice=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = dict(output, logits=[h.bfloat16() for h in output["logits"]],
@@ -205,21 +207,24 @@ def test_finite_under_bf16_autocast_saturated_logits_and_empty_targets(use_sigmo
     value.backward()
     assert value.dtype == torch.float32 and torch.isfinite(value)
     assert all(math.isfinite(parts[k]) for k in ("dice", "hd", "mi"))
-    grads = [t.grad for t in (*output["logits"][:2], *output["mi_pred"], *output["mi_var"])]
+    grads = [t.grad for t in (*output["per_modality"][:2], *output["mi_pred"], *output["mi_var"])]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_input_errors():
     output, targets, _ = make_case(10, 2, True, 2)
     with pytest.raises(ValueError, match="deep-supervision"):
-        HolderMILoss(2, True, ds_weights=[1.0])(output, targets)
-    with pytest.raises(ValueError, match="subset_mask"):
-        HolderMILoss(3, True, ds_weights=[0.5, 0.5])(output, targets)
-    no_mi = {k: output[k] for k in ("logits", "subset_mask")}
+        HolderMILoss(True, ds_weights=[1.0])(output, targets)
+    logits = output["logits"]
+    with pytest.raises(ValueError, match="same S"):
+        HolderMILoss(True, ds_weights=[0.5, 0.5])(dict(output, logits=[logits[0], logits[1][:, :2]]), targets)
+    with pytest.raises(ValueError, match="mi_pred must have"):
+        HolderMILoss(True, ds_weights=[0.5, 0.5])(dict(output, logits=[h[:, :2] for h in logits]), targets)
+    no_mi = {"logits": logits}
     with pytest.raises(KeyError, match="mi_pred"):
-        HolderMILoss(2, True, ds_weights=[0.5, 0.5])(no_mi, targets)
-    assert torch.isfinite(HolderMILoss(2, True, ds_weights=[0.5, 0.5], lambda_mi=0.0)(no_mi, targets))
+        HolderMILoss(True, ds_weights=[0.5, 0.5])(no_mi, targets)
+    assert torch.isfinite(HolderMILoss(True, ds_weights=[0.5, 0.5], lambda_mi=0.0)(no_mi, targets))
     with pytest.raises(ValueError, match="ds_weights"):
-        HolderMILoss(2, True, ds_weights=[0.0, 0.0])
+        HolderMILoss(True, ds_weights=[0.0, 0.0])
     with pytest.raises(ValueError, match="unknown divergence"):
-        HolderMILoss(2, True, divergence="l1")
+        HolderMILoss(True, divergence="l1")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from nnunet_holder.architectures import ModalityParallelNet
-from nnunet_holder.architectures.parallel_net import present_modalities
+from nnunet_holder.architectures.modality_net import present_modalities
 
 from nnunet_holder.losses import HolderMILoss
 from nnunet_holder.subsets import all_subsets, fusion_weights, subset_mask
@@ -14,6 +14,7 @@ from tests.helpers_net import BACKBONES, randomise_norms
 
 M, C = 4, 3
 ALL = subset_mask(all_subsets(M), M)
+SINGLES = subset_mask([(i,) for i in range(M)], M)
 
 
 def idx(subset) -> torch.Tensor:
@@ -58,7 +59,7 @@ def test_folding_is_exact(kind):
     net = make_net(kind).eval()
     x = torch.randn(2, M, 16, 16, 16)
     with torch.no_grad():
-        out = net(x, ALL)
+        out = net(x, SINGLES)  # the fused logits of a singleton subset are that modality's logits
         for i in range(M):
             ref = reference_backbone(net, kind, i, deep_supervision=True)
             ref_out = ref(x[:, i : i + 1])
@@ -115,19 +116,20 @@ def test_learned_fusion_inference_matches_the_training_fusion_and_learns():
     x = torch.randn(1, M, 16, 16, 16)
     net.eval()
     with torch.no_grad():
-        train_out = net(x, ALL)
-    logits, weights = train_out["logits"][0], train_out["fusion"]
+        train_fused = net(x, ALL)["logits"][0]
+        one_pass = net.subset_logits(x, ALL)
+        logits = net.per_modality_logits(x)
     for s, subset in enumerate(all_subsets(M)):
         with torch.no_grad():
             fused = net.predict(x, idx(subset))
-        expected = torch.einsum("mc,bmc...->bc...", weights[s], logits)
-        assert (fused - expected).abs().max().item() < 1e-5
+        assert (fused - train_fused[:, s]).abs().max().item() < 1e-5
+        assert (fused - one_pass[:, s]).abs().max().item() < 1e-5
         if len(subset) > 1:
             assert (fused - logits[:, list(subset)].mean(1)).abs().max().item() > 1e-3
     net.train()
     out = net(torch.randn(2, M, 16, 16, 16), ALL)
     targets = [torch.rand(2, C, *o.shape[3:]) > 0.5 for o in out["logits"]]
-    HolderMILoss(M, use_sigmoid=True, ds_weights=[0.7, 0.3]).forward(out, targets).backward()
+    HolderMILoss(use_sigmoid=True, ds_weights=[0.7, 0.3]).forward(out, targets).backward()
     assert net.fusion_logits.grad is not None and net.fusion_logits.grad.abs().sum() > 0
     assert make_net().fusion_logits is None  # the plain mean has nothing to learn
 
@@ -177,7 +179,8 @@ def test_width_and_deep_supervision_switch():
     assert list(net.backbone.encoder.output_channels) == [4, 8, 16]
     net.train()
     out = net(torch.randn(2, M, 16, 16, 16), ALL)
-    assert [tuple(t.shape) for t in out["logits"]] == [(2, M, C, 16, 16, 16), (2, M, C, 8, 8, 8)]
+    S = 2**M - 1
+    assert [tuple(t.shape) for t in out["logits"]] == [(2, S, C, 16, 16, 16), (2, S, C, 8, 8, 8)]
     assert out["mi_pred"][0].shape == (2, 2**M - 1, 16, 4, 4, 4)
     net.decoder.deep_supervision = False  # what nnU-Net's set_deep_supervision_enabled does
     net.eval()
@@ -190,7 +193,7 @@ def test_two_dimensional_plans_and_three_modalities():
 
     net = ModalityParallelNet(cls, plain_kwargs(2), num_modalities=3, num_classes=2)
     out = net(torch.randn(2, 3, 16, 16), subset_mask(all_subsets(3), 3))
-    assert out["logits"][0].shape == (2, 3, 2, 16, 16)
+    assert out["logits"][0].shape == (2, 7, 2, 16, 16)
     assert out["subset_mask"].shape == (7, 3)
 
 

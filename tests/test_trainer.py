@@ -142,8 +142,9 @@ def test_every_variant_runs_a_train_and_a_validation_step(in_nnunet_env, trainer
     assert val["tp_hard"].shape == (3,)
 
 
-def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env):
-    trainer = _trainer("HolderMITrainer_smoke")
+@pytest.mark.parametrize("name", ["HolderMITrainer_smoke", "HolderMITrainer_featureFusion_smoke"])
+def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env, name):
+    trainer = _trainer(name)
     dl_train, _ = trainer.get_dataloaders()
     trainer.network.train()
     trainer.train_step(next(dl_train))
@@ -154,11 +155,11 @@ def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env):
             return False
         norm = getattr(module, "norm", None)
         ops = list(module.all_modules)
-        return (
-            isinstance(norm, ModalityNorm)
-            and isinstance(norm.norm, _InstanceNorm)
-            and ops.index(norm) == ops.index(module.conv) + 1 + hasattr(module, "dropout")
+        # the feature-fusion decoder has the plans' own InstanceNorm, the encoders a ModalityNorm
+        instance = isinstance(norm, _InstanceNorm) or (
+            isinstance(norm, ModalityNorm) and isinstance(norm.norm, _InstanceNorm)
         )
+        return instance and ops.index(norm) == ops.index(module.conv) + 1 + hasattr(module, "dropout")
 
     # A conv bias right before an instance norm adds a per-channel constant that the norm's
     # per-sample, per-channel mean takes out again: its exact gradient is 0, and what backward
@@ -166,7 +167,7 @@ def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env):
     cancelled = {f"{n}.conv.bias" for n, m in trainer.network.named_modules() if bias_feeds_instance_norm(m)}
     # nnU-Net weights the lowest-resolution deep-supervision head 0 and the loss skips that scale,
     # so its seg layer is outside the graph (dynamic-network-architectures orders heads deep to shallow)
-    lowest_head = {n for n in grads if n.startswith("backbone.decoder.seg_layers.0.")}
+    lowest_head = {n for n in grads if re.match(r"(backbone\.)?decoder\.seg_layers\.0\.", n)}
     assert cancelled and lowest_head
     # Measured relative to the largest gradient entry: the rounding noise of the cancelled biases
     # stays below ~1e-7 of it, genuine gradients (each modality's norm affine included) above ~1e-4.

@@ -12,6 +12,17 @@ from nnunet_holder.trainers.baselines.modality_dropout import (
 )
 from nnunet_holder.trainers.baselines.vanilla import nnUNetTrainer_small, nnUNetTrainer_smoke
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
+from nnunet_holder.trainers.variants.feature_fusion import (
+    HolderMITrainer_featureFusion,
+    HolderMITrainer_featureFusion_5epochs,
+    HolderMITrainer_featureFusion_allSubsets,
+    HolderMITrainer_featureFusion_mean,
+    HolderMITrainer_featureFusion_mean_small,
+    HolderMITrainer_featureFusion_meanVariance,
+    HolderMITrainer_featureFusion_meanVariance_small,
+    HolderMITrainer_featureFusion_small,
+    HolderMITrainer_featureFusion_smoke,
+)
 from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_alpha1p05,
     HolderMITrainer_alpha1p08,
@@ -69,6 +80,15 @@ ALL_TRAINERS = (
     HolderMITrainer_width1,
     HolderMITrainer_learnedFusion,
     HolderMITrainer_noDeepSupervision,
+    HolderMITrainer_featureFusion,
+    HolderMITrainer_featureFusion_5epochs,
+    HolderMITrainer_featureFusion_smoke,
+    HolderMITrainer_featureFusion_small,
+    HolderMITrainer_featureFusion_mean,
+    HolderMITrainer_featureFusion_meanVariance,
+    HolderMITrainer_featureFusion_allSubsets,
+    HolderMITrainer_featureFusion_mean_small,
+    HolderMITrainer_featureFusion_meanVariance_small,
     nnUNetTrainer_smoke,
     nnUNetTrainer_small,
     nnUNetTrainerModalityDropout,

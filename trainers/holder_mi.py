@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from nnunet_holder.architectures import ModalityParallelNet, build_from_plans
+from nnunet_holder.architectures import ModalityNetwork, ModalityParallelNet
 from nnunet_holder.trainers.overrides import OverridesMixin
 from nnunet_holder.trainers.setup_checks import refuse_unsupported_setup
 from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
@@ -65,6 +65,8 @@ def deep_supervision_weights(num_scales: int, keep_last: bool) -> list[float]:
 class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     """The paper's method on nnU-Net's training pipeline (nnU-Net defaults for everything else)."""
 
+    network_class: ClassVar[type[ModalityNetwork]] = ModalityParallelNet
+    """The network: the paper's logit fusion, or `FeatureFusionNet` (`HolderMITrainer_featureFusion`)."""
     width: ClassVar[float] = 0.5
     mi_stages: ClassVar[int] = 1
     divergence: ClassVar[str | None] = "holder"
@@ -90,15 +92,18 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         num_output_channels: int,
         enable_deep_supervision: bool = True,
     ) -> nn.Module:
-        return build_from_plans(
+        return cls.network_class.from_plans(
             configuration_manager,
             num_modalities=num_input_channels,
             num_classes=num_output_channels,
-            width=cls.width,
             deep_supervision=enable_deep_supervision,
-            mi_stages=cls.mi_stages,
-            learned_fusion=cls.learned_fusion,
+            **cls.network_options(),
         )
+
+    @classmethod
+    def network_options(cls) -> dict:
+        """The network's settings from the class attributes (those of `network_class`)."""
+        return {"width": cls.width, "mi_stages": cls.mi_stages, "learned_fusion": cls.learned_fusion}
 
     def initialize(self) -> None:
         if self.label_manager.has_ignore_label:
@@ -130,7 +135,6 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
                 len(self._get_deep_supervision_scales()), keep_last=self.is_ddp and not self._do_i_compile()
             )
         return HolderMILoss(
-            num_modalities=self.num_input_channels,
             use_sigmoid=self.label_manager.has_regions,
             ds_weights=ds_weights,
             divergence=self.divergence,
@@ -142,8 +146,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             ddp=self.is_ddp,
         )
 
-    def parallel_network(self) -> ModalityParallelNet:
-        """The ModalityParallelNet under any DDP / compile wrapping (for settings, never for forward)."""
+    def parallel_network(self) -> ModalityNetwork:
+        """The network under any DDP / compile wrapping (for settings, never for forward)."""
         mod = self.network.module if isinstance(self.network, DDP) else self.network
         return mod._orig_mod if isinstance(mod, OptimizedModule) else mod
 
@@ -189,7 +193,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         self.print_to_log_file(
             "train loss parts (this rank): " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items())
         )
-        beta = self.parallel_network().fusion_logits
+        net = self.parallel_network()
+        beta = net.fusion_logits if isinstance(net, ModalityParallelNet) else None
         if beta is not None:
             # the full set's weights: how much each modality counts for each output channel
             weights = torch.softmax(beta.detach().float(), dim=0).cpu().numpy()
@@ -213,8 +218,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             output = self.network(data, self._all_mask)
             loss = self.loss(output, target)
-        logits = output["logits"][0].float()  # (B, M, C, *spatial), highest resolution
-        fused = torch.einsum("smc,bmc...->bsc...", output["fusion"].to(logits), logits)
+        fused = output["logits"][0].float()  # (B, S, C, *spatial), highest resolution
         b, s, c = fused.shape[:3]
         if self.label_manager.has_regions:
             pred = torch.sigmoid(fused) > 0.5

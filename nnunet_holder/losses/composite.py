@@ -1,12 +1,10 @@
 """The training loss of the method: Dice + λ2·divergence over every modality subset and deep-
-supervision scale, plus λ1·variational MI, on the training output of the modality-parallel
-network.
+supervision scale, plus λ1·variational MI, on the training output of a modality-parallel network.
 
-For each subset S of the step (rows of the (S, M) subset mask) the fused logits are the mean of
-the per-modality logits over S (or the network's weighted mean, when it provides "fusion"); all
-subsets are fused in one einsum over the modality axis, and the Dice and divergence terms of all
-subsets are evaluated in one call each (the subset axis is folded into the channel axis for
-nnU-Net's Dice, and broadcast for the divergence).
+The network fuses (its `training_output` gives one logit map per subset of the step and scale,
+whether it fuses logits or features), so the loss only needs the fused maps; the Dice and
+divergence terms of all subsets are evaluated in one call each (the subset axis is folded into
+the channel axis for nnU-Net's Dice, and broadcast for the divergence).
 """
 
 from __future__ import annotations
@@ -20,13 +18,14 @@ from torch import nn
 from nnunet_holder.losses.divergences import build_divergence
 from nnunet_holder.losses.inputs import autocast_off, hard_target
 from nnunet_holder.losses.mi import VariationalMILoss, mi_stage_weights
-from nnunet_holder.subsets import fusion_weights
 
 
 class HolderMILoss(nn.Module):
     """Dice + Hölder divergence at every deep-supervision scale + variational MI, over modality subsets.
 
-        Ŷ_S^k = Σ_{i∈S} w_{S,i} h_i^k,  w_{S,i} = 1/|S| by default         (fused logits)
+        Ŷ_S^k: the network's fused logits of subset S at scale k (the paper's network: the mean
+               Σ_{i∈S} h_i^k / |S| of the per-modality logits; the feature-fusion network:
+               one decoder pass over the fused features)
         L_S   = Σ_k w_k [ Dice(Ŷ_S^k, Y^k) + λ2 · D(Ŷ_S^k, Y^k) ] + λ1 · Σ_j γ_j MI_S^j
         L     = mean over the subsets S of L_S
 
@@ -35,11 +34,10 @@ class HolderMILoss(nn.Module):
     datasets, on softmax probabilities without the background class for label datasets, exactly
     nnU-Net's settings. D is `build_divergence(divergence)`; MI_S^j is `VariationalMILoss` at MI
     stage j (shallow → deep) with γ_j from `mi_stage_weights`. Scales whose weight w_k is 0 are
-    skipped, as nnU-Net's DeepSupervisionWrapper does. The fusion, Dice, divergence and MI are
+    skipped, as nnU-Net's DeepSupervisionWrapper does. The Dice, divergence and MI are
     computed in float32 with autocast off.
 
     Args:
-        num_modalities: M, the modality axis of the logits.
         use_sigmoid: True for region datasets (one-hot targets), False for label datasets.
         ds_weights: nnU-Net's deep-supervision weights, one per scale (highest resolution first);
             None for a single scale.
@@ -54,10 +52,9 @@ class HolderMILoss(nn.Module):
             (one extra no-grad pass over the probabilities, this rank's values only).
 
     Inputs of forward:
-        output: the network's training dict. Consumed keys: "logits" (list over scales of
-            (B, M, C, *spatial_k)), "subset_mask" ((S, M) 0/1), optionally "fusion" ((S, M, C)
-            fusion weights, rows summing to 1 over M; default: the mean), and, when lambda_mi > 0,
-            "mi_pred" (list over MI stages of (B, S, F_j, *sp_j)), "mi_target" (list of
+        output: the network's training dict. Consumed keys: "logits" (list over scales of the
+            fused logits (B, S, C, *spatial_k), one map per subset of the step) and, when
+            lambda_mi > 0, "mi_pred" (list over MI stages of (B, S, F_j, *sp_j)), "mi_target" (list of
             (B, F_j, *sp_j)), "mi_var" (list of (F_j,)).
         target: list over scales of nnU-Net targets: one-hot (B, C, *spatial_k) for region
             datasets, label maps (B, 1, *spatial_k) for label datasets (a bare tensor for one scale).
@@ -70,7 +67,6 @@ class HolderMILoss(nn.Module):
 
     def __init__(
         self,
-        num_modalities: int,
         use_sigmoid: bool,
         ds_weights: Sequence[float] | None = None,
         divergence: str | None = "holder",
@@ -84,14 +80,11 @@ class HolderMILoss(nn.Module):
         log_dice_per_subset: bool = False,
     ) -> None:
         super().__init__()
-        if num_modalities < 1:
-            raise ValueError(f"num_modalities must be >= 1, got {num_modalities}")
         weights = (1.0,) if ds_weights is None else tuple(float(w) for w in ds_weights)
         if not weights or any(w < 0 for w in weights) or not any(w > 0 for w in weights):
             raise ValueError(f"ds_weights must be non-negative with at least one > 0, got {ds_weights}")
         if lambda_hd < 0 or lambda_mi < 0:
             raise ValueError(f"lambda_hd and lambda_mi must be >= 0, got {lambda_hd}, {lambda_mi}")
-        self.num_modalities = num_modalities
         self.use_sigmoid = use_sigmoid
         self.ds_weights = weights
         self.lambda_hd = float(lambda_hd)
@@ -125,39 +118,26 @@ class HolderMILoss(nn.Module):
                 f"{len(targets)} target scales; they must match"
             )
         device = logits[0].device
+        num_subsets = logits[0].shape[1] if logits[0].ndim >= 4 else 0
         with autocast_off(device):
-            weights = fusion_weights(output["subset_mask"].to(device, torch.float32))
-            if weights.shape[1] != self.num_modalities:
-                raise ValueError(
-                    f"subset_mask must be (S, {self.num_modalities}), got {tuple(weights.shape)}"
-                )
-            fusion = output.get("fusion")
-            if fusion is not None and fusion.shape != (*weights.shape, logits[0].shape[2]):
-                raise ValueError(
-                    f"fusion must be (S, M, C) = {(*weights.shape, logits[0].shape[2])}, "
-                    f"got {tuple(fusion.shape)}"
-                )
             zero = logits[0].new_zeros((), dtype=torch.float32)
             dice, hd, per_subset = zero, zero, None
             for w, h, y in zip(self.ds_weights, logits, targets, strict=True):
                 if w == 0:
                     continue
-                if h.ndim < 4 or h.shape[1] != self.num_modalities:
+                if h.ndim < 4 or h.shape[1] != num_subsets:
                     raise ValueError(
-                        f"logits must be (B, {self.num_modalities}, C, *spatial), got {tuple(h.shape)}"
+                        "logits must be (B, S, C, *spatial) with the same S at every scale, "
+                        f"got {tuple(h.shape)}"
                     )
-                fused = (
-                    torch.einsum("sm,bm...->bs...", weights, h.float())
-                    if fusion is None
-                    else torch.einsum("smc,bmc...->bsc...", fusion.float(), h.float())
-                )
+                fused = h.float()
                 probs, onehot = self._dice_inputs(fused, y)
                 dice = dice + w * self.dice(probs, onehot)
                 if per_subset is None and self.dice_for_logging is not None:
-                    per_subset = self._dice_per_subset(probs, onehot, weights.shape[0])
+                    per_subset = self._dice_per_subset(probs, onehot, num_subsets)
                 if self.divergence is not None:
                     hd = hd + w * self.divergence(fused, y.unsqueeze(1), class_dim=2)
-            mi = self._mi(output, weights.shape[0])
+            mi = self._mi(output, num_subsets, device)
             loss = dice + self.lambda_hd * hd + self.lambda_mi * mi
         parts: dict[str, float | list[float]] = dict(
             zip(("dice", "hd", "mi"), torch.stack([dice, hd, mi]).detach().tolist(), strict=True)
@@ -193,13 +173,13 @@ class HolderMILoss(nn.Module):
                 for i in range(num_subsets)
             ])
 
-    def _mi(self, output: dict, num_subsets: int) -> torch.Tensor:
+    def _mi(self, output: dict, num_subsets: int, device: torch.device) -> torch.Tensor:
         if self.lambda_mi == 0:
             # Without this zero-weighted term the MI regressors, which the network still runs, would
             # get no gradient, and DDP (no find_unused_parameters in nnU-Net) stops at the next step.
             learned = [*output.get("mi_pred", []), *output.get("mi_var", [])]
             if not learned:
-                return torch.zeros((), device=output["subset_mask"].device)
+                return torch.zeros((), device=device)
             return 0.0 * sum(t.float().sum() for t in learned)
         missing = [k for k in ("mi_pred", "mi_target", "mi_var") if k not in output]
         if missing:
@@ -208,6 +188,6 @@ class HolderMILoss(nn.Module):
         if not len(preds) == len(targets) == len(variances) > 0:
             raise ValueError("mi_pred, mi_target and mi_var must be non-empty lists of one length")
         if any(p.shape[1] != num_subsets for p in preds):
-            raise ValueError(f"mi_pred must have {num_subsets} subsets on axis 1, like subset_mask")
+            raise ValueError(f"mi_pred must have {num_subsets} subsets on axis 1, like the logits")
         gammas = mi_stage_weights(len(preds))
         return sum(g * self.mi(p, t, v) for g, p, t, v in zip(gammas, preds, targets, variances, strict=True))

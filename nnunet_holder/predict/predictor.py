@@ -6,10 +6,10 @@ are decided once per case, from the whole preprocessed case (a channel that is z
 whole case is missing: nnU-Net's cropping and normalisation keep an all-zero channel exactly
 zero), and every tile of that case is predicted with the same set, so only those modalities run.
 The sliding-window accumulator is float32 and can hold several heads, which lets one pass return
-the logits of every modality separately for the all-subset evaluation; the subsets are fused per
-fold, with that fold's own fusion weights, before the folds are averaged, so the evaluation equals
-predicting each subset with the ensemble. A network that is not modality-parallel (vanilla
-nnU-Net) simply gets the zero-filled channels.
+the fused logits of every modality subset for the all-subset evaluation (the network's
+`subset_logits`: every modality's encoder once per tile, each fold with its own weights, the
+folds then averaged, so the evaluation equals predicting each subset with the ensemble). A
+network that is not modality-parallel (vanilla nnU-Net) simply gets the zero-filled channels.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from nnunetv2.utilities.helpers import empty_cache
 from torch._dynamo import OptimizedModule
 from tqdm import tqdm
 
-from nnunet_holder.architectures import ModalityParallelNet
+from nnunet_holder.architectures import ModalityNetwork
 from nnunet_holder.subsets import subset_mask
 
 
@@ -40,14 +40,14 @@ class HolderPredictor(nnUNetPredictor):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._available: torch.Tensor | None = None  # modalities of the case being predicted
-        self._per_modality = False  # tiles return every modality's logits, unfused
+        self._subsets: torch.Tensor | None = None  # (S, M): tiles return every subset's fused logits
         self.last_available: tuple[int, ...] | None = None
 
-    def parallel_network(self) -> ModalityParallelNet | None:
+    def parallel_network(self) -> ModalityNetwork | None:
         net = self.network._orig_mod if isinstance(self.network, OptimizedModule) else self.network
         net = getattr(net, "module", net)  # DDP, when the trainer hands its network over
         net = net._orig_mod if isinstance(net, OptimizedModule) else net
-        return net if isinstance(net, ModalityParallelNet) else None
+        return net if isinstance(net, ModalityNetwork) else None
 
     def num_modalities(self) -> int:
         return len(self.dataset_json["channel_names"])
@@ -65,7 +65,7 @@ class HolderPredictor(nnUNetPredictor):
         if not available:
             raise ValueError("every input channel is zero: no modality available")
         self.last_available = available
-        if self.parallel_network() is None or self._per_modality:
+        if self.parallel_network() is None or self._subsets is not None:
             return super().predict_sliding_window_return_logits(input_image)
         self._available = torch.tensor(available, dtype=torch.long, device=self.device)
         try:
@@ -76,24 +76,20 @@ class HolderPredictor(nnUNetPredictor):
     def predict_subset_logits(self, data: torch.Tensor, subsets: Sequence[tuple[int, ...]]) -> torch.Tensor:
         """Fused logits (S, C, *spatial) of every subset from one sliding-window pass per fold.
 
-        Gaussian aggregation and mirroring are linear in the logits, so fusing the aggregated
-        per-modality logits over a subset (`ModalityParallelNet.fusion`, with the fold's own
-        weights) equals predicting with only that subset available, up to float rounding.
+        Each tile runs every modality's encoder once and returns the S subsets' fused logits
+        (`subset_logits`); the tiles are aggregated as nnU-Net aggregates one output, so each
+        subset equals predicting with only that subset available, up to float rounding.
         """
         net = self.parallel_network()
         if net is None:
-            raise TypeError("per-modality logits need a modality-parallel network (a HolderMITrainer model)")
-        m, c = net.num_modalities, self.label_manager.num_segmentation_heads
-        mask = subset_mask(list(subsets), m).to(next(net.parameters()).device)
+            raise TypeError("per-subset logits need a modality-parallel network (a HolderMITrainer model)")
+        c = self.label_manager.num_segmentation_heads
+        self._subsets = subset_mask(list(subsets), net.num_modalities).to(self.device)
 
         def fused() -> torch.Tensor:
-            per_modality = self.predict_sliding_window_return_logits(data).to("cpu")
-            per_modality = per_modality.view(m, c, *data.shape[1:])
-            with torch.no_grad():
-                weights = net.fusion(mask)
-            return torch.einsum("smc,mc...->sc...", weights.to(per_modality), per_modality)
+            logits = self.predict_sliding_window_return_logits(data).to("cpu")
+            return logits.view(len(subsets), c, *data.shape[1:])
 
-        self._per_modality = True
         try:
             if self.list_of_parameters is None:
                 return fused()
@@ -104,14 +100,14 @@ class HolderPredictor(nnUNetPredictor):
                 total = logits if total is None else total.add_(logits)
             return total / len(self.list_of_parameters)
         finally:
-            self._per_modality = False
+            self._subsets = None
 
     def _network_output(self, x: torch.Tensor) -> torch.Tensor:
         net = self.parallel_network()
         if net is None:
             return self.network(x)
-        if self._per_modality:
-            out = net.per_modality_logits(x)  # (B, M, C, *spatial) -> M*C heads
+        if self._subsets is not None:
+            out = net.subset_logits(x, self._subsets)  # (B, S, C, *spatial) -> S*C heads
             return out.reshape(out.shape[0], -1, *out.shape[3:])
         return self.network(x, available=self._available)
 
@@ -135,11 +131,11 @@ class HolderPredictor(nnUNetPredictor):
         self, data: torch.Tensor, slicers: Sequence, do_on_device: bool = True
     ) -> torch.Tensor:
         # nnU-Net's loop accumulates in float16 with one head per output channel; float32 keeps
-        # the per-modality sums accurate enough that fusing afterwards equals fusing per tile
+        # the S subsets' heads as accurate as predicting each subset on its own
         results_device = self.device if do_on_device else torch.device("cpu")
         heads = self.label_manager.num_segmentation_heads
-        if self._per_modality:
-            heads *= self.num_modalities()
+        if self._subsets is not None:
+            heads *= self._subsets.shape[0]
         try:
             empty_cache(self.device)
             data = data.to(results_device)
