@@ -1,13 +1,14 @@
 """Segmentations of every modality subset of one case, in one sliding-window pass.
 
-For a modality-parallel model the predictor aggregates the logits of every modality separately;
-Gaussian tile weighting and mirroring are linear in the logits, so the network's fusion (a mean,
-or a per-class weighted mean) over a subset S of these equals predicting with only S available,
-and all 2^M - 1 subsets cost one pass per fold (each fold fused with its own weights, then the
-folds averaged, as the ensemble predicts). A vanilla nnU-Net model cannot split
-modalities: it gets one pass per subset with the other channels zero-filled, which is what a
-zero-filled missing file becomes after nnU-Net's preprocessing. Both return label maps in the
-original image geometry.
+For a modality-parallel model each tile returns the fused logits of every subset (the network's
+`subset_logits`: the paper's network runs every modality once and fuses its logits per subset,
+the feature-fusion network runs every encoder once and decodes the 15 fused subsets in one
+batch). Gaussian tile weighting and mirroring act on each subset's logits as they act on one
+prediction, so each subset equals predicting with only that subset available, and all 2^M - 1
+subsets cost one pass per fold (each fold with its own weights, the folds then averaged, as the
+ensemble predicts). A vanilla nnU-Net model cannot split modalities: it gets one pass per subset
+with the other channels zero-filled, which is what a zero-filled missing file becomes after
+nnU-Net's preprocessing. Both return label maps in the original image geometry.
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ class HolderPredictor(nnUNetPredictor):
         finally:
             self._available = None
 
+    @torch.inference_mode()
     def predict_subset_logits(self, data: torch.Tensor, subsets: Sequence[tuple[int, ...]]) -> torch.Tensor:
         """Fused logits (S, C, *spatial) of every subset from one sliding-window pass per fold.
 
