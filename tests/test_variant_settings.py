@@ -18,6 +18,8 @@ from typing import Any
 import nnunet_holder.trainers.ext.nnunet_holder_trainers as shim
 import pytest
 import torch
+from nnunet_holder.architectures import FeatureFusionNet, ModalityParallelNet
+from nnunet_holder.architectures.fusion import MaskedMean, MeanVariance, ModalityAttention
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -51,6 +53,13 @@ DIVERGENCE_CLASSES: dict[str, type[torch.nn.Module]] = {
 }
 HOLDER_FORMS = {"holder": "voxel", "holder_volume": "volume"}
 
+# the feature-fusion operators by name, written out for the same reason
+FUSION_CLASSES: dict[str, type[torch.nn.Module]] = {
+    "mean": MaskedMean,
+    "mean_variance": MeanVariance,
+    "attention": ModalityAttention,
+}
+
 # variants that replace nnU-Net's configure_optimizers (code, not a declaration, so named here)
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"HolderMITrainer_paper": torch.optim.Adam}
 
@@ -65,6 +74,8 @@ CHECKED_SETTINGS = {
     "detach_teacher",
     "subsets_per_step",
     "learned_fusion",
+    "network_class",
+    "fusion",
 }
 # settings no object built by initialize() holds; comparing the class attribute with itself
 # would prove nothing, so they are listed, not tested
@@ -154,7 +165,13 @@ def _check_loss(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None:
 
 def _check_network(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None:
     net = trainer.network  # on the CPU nnU-Net wraps it neither in DDP nor in torch.compile
-    encoder = net.backbone.encoder
+    assert type(net) is cls.network_class
+    if isinstance(net, FeatureFusionNet):
+        encoder = net.encoder
+        assert [type(op) for op in net.fusions] == [FUSION_CLASSES[cls.fusion]] * len(encoder.stages)
+    else:
+        assert isinstance(net, ModalityParallelNet)
+        encoder = net.backbone.encoder
     plans_features = trainer.configuration_manager.network_arch_init_kwargs["features_per_stage"]
     # the output features of every convolution of each encoder stage (all equal in a stage)
     built = [{m.out_channels for m in s.modules() if isinstance(m, encoder.conv_op)} for s in encoder.stages]

@@ -7,7 +7,8 @@ deep-supervision scale, variational MI between each subset's fused bottleneck an
 set's). Each step trains `subsets_per_step` subsets, the full set always among them: 4 makes a
 step cost what the paper's network costs (M encoder and 4 decoder passes per sample, against M
 of each), where all 15 subsets would cost about 2.2 times as much. The default fusion operator
-was chosen on validation pseudo-Dice (docs/synthetic_comparison.md); the others are variants.
+(the masked mean) was chosen on the validation cases (docs/synthetic_comparison.md); every
+operator also has a variant named for it, so a comparison can say which one it ran.
 """
 
 from typing import ClassVar
@@ -21,7 +22,7 @@ class HolderMITrainer_featureFusion(HolderMITrainer):
     """The feature-fusion network with the paper's loss (default operator: `fusion`)."""
 
     network_class = FeatureFusionNet
-    fusion: ClassVar[str] = "attention"
+    fusion: ClassVar[str] = "mean"
     """A key of `architectures.fusion.FEATURE_FUSIONS`: "mean", "mean_variance" or "attention"."""
     subsets_per_step = 4
 
@@ -31,7 +32,7 @@ class HolderMITrainer_featureFusion(HolderMITrainer):
 
 
 class HolderMITrainer_featureFusion_mean(HolderMITrainer_featureFusion):
-    """Fuse by the plain mean of the available modalities' features (no fusion parameters)."""
+    """Fuse by the plain mean of the available modalities' features (no fusion parameters; the default)."""
 
     fusion = "mean"
 
@@ -40,6 +41,12 @@ class HolderMITrainer_featureFusion_meanVariance(HolderMITrainer_featureFusion):
     """HeMIS fusion: mean and variance over the available modalities, projected by a 1x1 convolution."""
 
     fusion = "mean_variance"
+
+
+class HolderMITrainer_featureFusion_attention(HolderMITrainer_featureFusion):
+    """Learned per-voxel attention over the available modalities (a 1x1 score, softmax over them)."""
+
+    fusion = "attention"
 
 
 class HolderMITrainer_featureFusion_allSubsets(HolderMITrainer_featureFusion):
@@ -65,4 +72,8 @@ class HolderMITrainer_featureFusion_mean_small(HolderMITrainer_featureFusion_mea
 
 
 class HolderMITrainer_featureFusion_meanVariance_small(HolderMITrainer_featureFusion_meanVariance):
+    overrides = SMALL
+
+
+class HolderMITrainer_featureFusion_attention_small(HolderMITrainer_featureFusion_attention):
     overrides = SMALL
