@@ -1,4 +1,4 @@
-"""DDP through HolderMITrainer: two gloo processes run the trainer's own train and validation steps.
+"""DDP through HolderMITrainer (both networks): two gloo processes run the trainer's own steps.
 
 nnU-Net's `-num_gpus` path is nccl and CUDA only (it moves each rank to cuda:rank and wraps the
 network with device_ids), so each process here builds the trainer from the tiny dataset's real
@@ -86,7 +86,14 @@ def _worker(rank: int, world: int, folder: str, trainer_name: str, dataset_name:
 
 
 @pytest.mark.parametrize(
-    "trainer_name", ["HolderMITrainer_smoke", "HolderMITrainer_noMI", "HolderMITrainer_learnedFusion"]
+    "trainer_name",
+    [
+        "HolderMITrainer_smoke",
+        "HolderMITrainer_noMI",
+        "HolderMITrainer_learnedFusion",
+        # the feature-fusion network with a learned operator, 4 sampled subsets per step
+        "HolderMITrainer_featureFusion_attention",
+    ],
 )
 def test_two_ranks_train_like_one_process_on_the_whole_batch(in_nnunet_env, tmp_path, trainer_name):
     with socket.socket() as s:
