@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
-from nnunet_holder.architectures.fusion import FEATURE_FUSIONS, build_feature_fusion
+from nnunet_holder.architectures.fusion import build_feature_fusion
 from nnunet_holder.architectures.modality_net import ModalityNetwork
 from torch import nn
 
@@ -25,13 +25,11 @@ class FeatureFusionNet(ModalityNetwork):
     """Shared encoder with per-modality norms, feature fusion at every stage, one decoder.
 
     Args: those of `ModalityNetwork`, and
-        fusion: the feature-fusion operator, a key of `FEATURE_FUSIONS`.
+        fusion: the feature-fusion operator, a key of `architectures.fusion.FEATURE_FUSIONS`.
     """
 
     def __init__(self, *args, fusion: str = "mean", deep_supervision: bool = True, **kwargs) -> None:
-        super().__init__(*args, deep_supervision=deep_supervision, **kwargs)
-        if fusion not in FEATURE_FUSIONS:
-            raise ValueError(f"unknown feature fusion {fusion!r}; known: {', '.join(FEATURE_FUSIONS)}")
+        super().__init__(*args, **kwargs)
         self.encoder = self.make_backbone(deep_supervision).encoder
         # the plans' decoder (as PlainConvUNet / ResidualEncoderUNet build it) with the plans' own norm
         self.decoder = UNetDecoder(

@@ -68,7 +68,8 @@ class ModalityNetwork(nn.Module, ABC):
         num_modalities: M, the number of input channels, one per modality.
         num_classes: output channels (nnU-Net's number of segmentation heads).
         width: factor on the backbone's features per stage (0.5 is the paper's setting).
-        deep_supervision: initial state; nnU-Net toggles it through `network.decoder`.
+        deep_supervision (the subclasses' keyword, passed to their decoder): the initial state;
+            nnU-Net toggles it through `network.decoder`.
         mi_stages: how many of the deepest encoder stages carry an MI regressor (1 = bottleneck).
 
     Shapes: input x (B, M, *spatial); `available` a LongTensor (k,) of modality indices;
@@ -82,7 +83,6 @@ class ModalityNetwork(nn.Module, ABC):
         num_modalities: int,
         num_classes: int,
         width: float = 0.5,
-        deep_supervision: bool = True,
         mi_stages: int = 1,
     ) -> None:
         super().__init__()

@@ -27,7 +27,7 @@ class ModalityParallelNet(ModalityNetwork):
     """
 
     def __init__(self, *args, learned_fusion: bool = False, deep_supervision: bool = True, **kwargs) -> None:
-        super().__init__(*args, deep_supervision=deep_supervision, **kwargs)
+        super().__init__(*args, **kwargs)
         self.backbone = self.make_backbone(deep_supervision)
         self.mi_regressors = self.make_mi_regressors(self.backbone.encoder)
         # log-weights β (M, C); zeros give the plain mean, which is where learning starts

@@ -49,9 +49,6 @@ class HolderPredictor(nnUNetPredictor):
         net = net._orig_mod if isinstance(net, OptimizedModule) else net
         return net if isinstance(net, ModalityNetwork) else None
 
-    def num_modalities(self) -> int:
-        return len(self.dataset_json["channel_names"])
-
     def predict_logits_from_preprocessed_data(self, data: torch.Tensor) -> torch.Tensor:
         """nnU-Net's fold ensemble of one preprocessed case (C, *spatial), float32 logits on the CPU."""
         if self.list_of_parameters is None:  # manual initialisation by a trainer: current weights
