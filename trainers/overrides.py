@@ -61,7 +61,7 @@ SMOKE: dict[str, Any] = {"num_epochs": 3, "num_iterations_per_epoch": 10, "num_v
 FIVE_EPOCHS: dict[str, Any] = {"num_epochs": 5}
 """nnU-Net's meaning of `_5epochs`: 5 epochs of the default 250 iterations."""
 
-SMALL: dict[str, Any] = {"num_epochs": 40, "num_iterations_per_epoch": 20, "num_val_iterations_per_epoch": 4}
+SMALL: dict[str, Any] = {"num_epochs": 80, "num_iterations_per_epoch": 20, "num_val_iterations_per_epoch": 4}
 """The CPU experiment scale with the `3d_small` configuration (`nnunet-holder plan-small`), the
 same for every model (equal budget in iterations). Where each model's validation pseudo-Dice
 plateaus at this budget, and where it does not yet, is measured in docs/synthetic_comparison.md."""
