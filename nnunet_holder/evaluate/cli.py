@@ -5,37 +5,75 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_holder.predict.cli import add_model_arguments, predictor_from_args
+from nnunet_holder.predict.cli import (
+    add_model_arguments,
+    check_model_arguments,
+    model_from_args,
+    predictor_from_args,
+)
 
 # runner.PROTOCOLS' names, repeated so that building the parser imports no torch
 PROTOCOL_CHOICES = ("preprocessed", "raw")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nnunet_holder.evaluate.runner import evaluate_cases, print_summary
-    from nnunet_holder.evaluate.sources import raw_cases
+    from nnunet_holder.evaluate.runner import evaluate_cases, existing_cases, print_summary
+    from nnunet_holder.evaluate.sources import image_cases, prepare_raw
+    from nnunet_holder.parts import Part
 
-    predictor = predictor_from_args(args, allow_tqdm=False)
+    check_model_arguments(args)
+    if args.save_probabilities:
+        raise SystemExit(
+            "--save_probabilities: evaluate-subsets writes no probabilities; use `nnunet-holder predict`"
+        )
+    part = Part(args.part_id, args.num_parts)
+    folder, folds, dataset_json = model_from_args(args)
     out = Path(args.output)
-    if (out / "subset_table.json").exists() and not args.overwrite:
-        raise SystemExit(f"{out} already holds an evaluation; pass --overwrite to replace it")
+    cases = image_cases(Path(args.images), dataset_json, part)
+    names = [c.case for c in cases]
+    done = existing_cases(out, names)
+    table = out / "subset_table.json"
+    if (done or (table.exists() and part.num_parts == 1)) and not (
+        args.overwrite or args.continue_prediction
+    ):
+        raise SystemExit(
+            f"{out} already holds an evaluation ({len(done)} of this run's {len(names)} cases); pass "
+            "--continue_prediction to evaluate only the others, or --overwrite to replace it"
+        )
+    if args.overwrite and args.continue_prediction:
+        raise SystemExit("--overwrite and --continue_prediction contradict each other; pass one")
+    skip = set(done) if args.continue_prediction else set()
+    if skip:
+        print(f"{len(skip)} of {len(names)} cases already evaluated (skipped)")
+    predictor = predictor_from_args(args, folder, folds, allow_tqdm=False)
     failures: list[str] = []
-    n, cases = raw_cases(predictor, Path(args.images), Path(args.labels), failures)
+    n, prepared = prepare_raw(
+        predictor, [c for c in cases if c.case not in skip], Path(args.labels), failures
+    )
     summary = evaluate_cases(
         predictor,
-        cases,
+        prepared,
         out,
         postprocess_et=args.postprocess_et,
         num_cases=n,
         title=f"{args.trainer} ({predictor.plans_manager.dataset_name})",
         protocol=args.protocol,
         save_segmentations=args.save_segmentations,
+        part=part,
+        earlier_cases=sorted(skip),
+        failures=failures,
     )
-    print_summary(summary, args.protocol)
-    written = "subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png, timing.json"
-    if args.save_segmentations:
-        written += ", segmentations/<subset>/"
-    print(f"\nwritten to {out}: {written}")
+    if summary is None:
+        print(
+            f"part {part.part_id} of {part.num_parts} done in {out}; when every part is done: "
+            f"nnunet-holder merge-parts {out}"
+        )
+    else:
+        print_summary(summary, args.protocol)
+        written = "subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png, timing.json"
+        if args.save_segmentations:
+            written += ", segmentations/<subset>/"
+        print(f"\nwritten to {out}: {written}")
     for f in failures:
         print(f"SKIPPED {f}")
     return 1 if failures else 0
@@ -56,6 +94,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-l", dest="labels", required=True, help="folder of CASE.nii.gz reference segmentations")
     p.add_argument("-o", dest="output", required=True, help="output folder")
     add_model_arguments(p)
+    p.add_argument(
+        "--save_probabilities",
+        action="store_true",
+        help="not supported here (nnUNetv2_predict's option): use `nnunet-holder predict`",
+    )
     p.add_argument(
         "--postprocess-et",
         type=int,

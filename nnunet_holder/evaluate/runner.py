@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from tqdm import tqdm
 from nnunet_holder.evaluate.metrics import evaluate_case, metric_columns, regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits, to_segmentation
 from nnunet_holder.evaluate.tables import Summary, summarise, summary_markdown, write_case_csv, write_summary
+from nnunet_holder.parts import Part, atomic_write
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.subsets import all_subsets, modality_names, subset_name
 
@@ -87,6 +88,21 @@ def _zeroed_before_preprocessing(predictor: HolderPredictor, prepared: PreparedC
 _SUBSET_LOGITS = {"preprocessed": _zeroed_after_preprocessing, "raw": _zeroed_before_preprocessing}
 
 
+CASES_FOLDER = "subset_cases"
+"""Per-case results (rows and timing) of an evaluation, one JSON per case, inside its output folder."""
+PARTS_FOLDER = "subset_parts"
+"""One manifest per part of an evaluation (`manifest_part_K_of_N.json`): its cases, failures and layout."""
+
+
+def case_file(out_dir: Path, case: str) -> Path:
+    return out_dir / CASES_FOLDER / f"{case}.json"
+
+
+def existing_cases(out_dir: Path, cases: Sequence[str]) -> list[str]:
+    """The cases of `cases` that an earlier run has already evaluated into `out_dir`."""
+    return [c for c in cases if case_file(out_dir, c).is_file()]
+
+
 def evaluate_cases(
     predictor: HolderPredictor,
     cases: Iterable[PreparedCase],
@@ -96,11 +112,18 @@ def evaluate_cases(
     title: str | None = None,
     protocol: str = "preprocessed",
     save_segmentations: bool = False,
-) -> Summary:
+    part: Part = Part(),  # noqa: B008 (frozen)
+    earlier_cases: Sequence[str] = (),
+    failures: Sequence[str] = (),
+) -> Summary | None:
     """Score every subset of every case under `protocol` (a key of `PROTOCOLS`) into `out_dir`.
 
-    With `save_segmentations`, each subset's label map (the network's, before `postprocess_et`)
-    is written in nnU-Net's format to out_dir/segmentations/<subset>/<case><file_ending>.
+    Each case's rows are written to `subset_cases/CASE.json` as soon as it is done; then the
+    part's manifest lists them, the `earlier_cases` a continued run keeps, and `failures`. A
+    single-part evaluation is merged at once into the tables and figures, and its Summary
+    returned; a part of several returns None and waits for `merge_evaluation`. With
+    `save_segmentations`, each subset's label map (the network's, before `postprocess_et`) is
+    written in nnU-Net's format to out_dir/segmentations/<subset>/<case><ending>.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; one of {sorted(PROTOCOLS)}")
@@ -111,8 +134,8 @@ def evaluate_cases(
     et_index = region_names.index("ET") if "ET" in region_names else None
     if postprocess_et is not None and et_index is None:
         raise SystemExit("--postprocess-et needs an enhancing-tumour region (ET) in dataset.json's labels")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows, timings, overlay = [], [], None
+    (out_dir / CASES_FOLDER).mkdir(parents=True, exist_ok=True)
+    evaluated, overlay_done = [], part.part_id != 0  # one overlay per evaluation, from part 0
     for prepared in tqdm(cases, total=num_cases, desc="evaluating subsets", unit="case"):
         start = time.perf_counter()
         logits = _SUBSET_LOGITS[protocol](predictor, prepared)
@@ -120,41 +143,92 @@ def evaluate_cases(
         segs = {s: to_segmentation(predictor, lg, props) for s, (lg, props) in logits.items()}
         if save_segmentations:
             _write_segmentations(predictor, prepared, segs, short, out_dir)
-        for s, seg in segs.items():
-            scores = evaluate_case(
-                seg,
-                prepared.reference,
-                regions,
-                region_names,
-                prepared.spacing,
-                et_index=et_index,
-                postprocess_et_voxels=postprocess_et,
-            )
-            rows.append({"case": prepared.case, "subset": subset_name(s, short), **scores})
-        timings.append(
+        rows = [
             {
                 "case": prepared.case,
-                "predict_seconds": predict_seconds,
-                "total_seconds": time.perf_counter() - start,
+                "subset": subset_name(s, short),
+                **evaluate_case(
+                    seg,
+                    prepared.reference,
+                    regions,
+                    region_names,
+                    prepared.spacing,
+                    et_index=et_index,
+                    postprocess_et_voxels=postprocess_et,
+                ),
             }
-        )
-        if overlay is None and prepared.raw_images is not None:
-            overlay = (
-                prepared,
-                {subset_name(s, short): segs[s] for s in subsets if len(s) in (1, len(short))},
-            )
+            for s, seg in segs.items()
+        ]
+        # predict_seconds: the network's passes, and in the raw protocol the subsets' preprocessing
+        timing = {"predict_seconds": predict_seconds, "total_seconds": time.perf_counter() - start}
+        atomic_write(case_file(out_dir, prepared.case), json.dumps({"rows": rows, "timing": timing}))
+        evaluated.append(prepared.case)
+        if not overlay_done and prepared.raw_images is not None:
+            preds = {subset_name(s, short): segs[s] for s in subsets if len(s) in (1, len(short))}
+            _overlay(prepared, preds, short, out_dir, _figure_title(title, protocol))
+            overlay_done = True
+    manifest = {
+        "part_id": part.part_id,
+        "num_parts": part.num_parts,
+        "cases": sorted({*earlier_cases, *evaluated}),
+        "failures": list(failures),
+        "title": title,
+        "protocol": protocol,
+        "order": [subset_name(s, short) for s in subsets],
+        "metrics": metric_columns(region_names),
+        "modality_names": list(short),
+    }
+    (out_dir / PARTS_FOLDER).mkdir(exist_ok=True)
+    for stale in (out_dir / PARTS_FOLDER).glob("manifest_part_*.json"):  # a new split replaces an old one
+        if Part.from_suffix(stale.stem).num_parts != part.num_parts:
+            stale.unlink()
+    atomic_write(
+        out_dir / PARTS_FOLDER / f"manifest_part_{part.part_id}_of_{part.num_parts}.json",
+        json.dumps(manifest),
+    )
+    return merge_evaluation(out_dir) if part.num_parts == 1 else None
+
+
+def merge_evaluation(out_dir: Path) -> Summary:
+    """The tables, per-case CSV, timing and heatmap of every part of the evaluation in `out_dir`."""
+    manifests = sorted((out_dir / PARTS_FOLDER).glob("manifest_part_*_of_*.json"))
+    if not manifests:
+        raise SystemExit(f"{out_dir} holds no evaluation parts ({PARTS_FOLDER}/manifest_part_K_of_N.json)")
+    n = Part.from_suffix(manifests[0].stem).num_parts
+    parts = {Part.from_suffix(m.stem).part_id: json.loads(m.read_text()) for m in manifests}
+    if missing := sorted(set(range(n)) - set(parts)):
+        raise SystemExit(f"{out_dir}: part(s) {missing} of {n} have not finished their evaluation yet")
+    first = parts[0]
+    for k, p in parts.items():
+        if (p["order"], p["metrics"], p["protocol"]) != (first["order"], first["metrics"], first["protocol"]):
+            raise SystemExit(f"{out_dir}: part {k} was evaluated with another model layout or protocol")
+    cases = sorted({c for p in parts.values() for c in p["cases"]})
+    failures = [f for p in parts.values() for f in p["failures"]]
+    rows, timings = [], []
+    for case in cases:
+        path = case_file(out_dir, case)
+        if not path.is_file():
+            raise SystemExit(f"{out_dir}: case {case} is listed by a part but {path} does not exist")
+        result = json.loads(path.read_text())
+        rows += result["rows"]
+        timings.append({"case": case, **result["timing"]})
     if not rows:
-        raise SystemExit("no case could be evaluated")
-    order = [subset_name(s, short) for s in subsets]
-    summary = summarise(rows, order, metric_columns(region_names), modality_names=short)
+        raise SystemExit("no case could be evaluated" + (":\n" + "\n".join(failures) if failures else ""))
+    protocol = first["protocol"]
+    summary = summarise(rows, first["order"], first["metrics"], modality_names=first["modality_names"])
     write_case_csv(rows, out_dir / "subset_metrics_per_case.csv")
     write_summary(summary, out_dir, stem="subset_table", protocol=protocol_line(protocol))
-    # predict_seconds: the network's passes, and in the raw protocol the subsets' preprocessing
-    (out_dir / "timing.json").write_text(json.dumps({"protocol": protocol, "cases": timings}, indent=2))
-    _figures(
-        summary, overlay, short, out_dir, f"{title}, {protocol} protocol" if title else f"{protocol} protocol"
+    (out_dir / "timing.json").write_text(
+        json.dumps({"protocol": protocol, "cases": timings, "failures": failures}, indent=2)
     )
+    from nnunet_holder.evaluate.figures import dice_heatmap
+
+    dice_heatmap(summary, out_dir / "dice_heatmap.png", title=_figure_title(first["title"], protocol))
     return summary
+
+
+def _figure_title(title: str | None, protocol: str) -> str:
+    return f"{title}, {protocol} protocol" if title else f"{protocol} protocol"
 
 
 def protocol_line(protocol: str) -> str:
@@ -178,16 +252,11 @@ def _write_segmentations(
         writer.write_seg(seg, str(folder / f"{prepared.case}{ending}"), prepared.properties)
 
 
-def _figures(summary: Summary, overlay, short: tuple[str, ...], out_dir: Path, title: str | None) -> None:
-    from nnunet_holder.evaluate.figures import dice_heatmap, overlay_figure
+def _overlay(prepared: PreparedCase, preds: dict, short: tuple[str, ...], out_dir: Path, title: str) -> None:
+    from nnunet_holder.evaluate.figures import overlay_figure
 
-    dice_heatmap(summary, out_dir / "dice_heatmap.png", title=title)
-    if overlay is not None:
-        prepared, preds = overlay
-        images = {name: prepared.raw_images[i] for i, name in enumerate(short)}
-        overlay_figure(
-            images, prepared.reference, preds, out_dir / f"overlay_{prepared.case}.png", title=title
-        )
+    images = {name: prepared.raw_images[i] for i, name in enumerate(short)}
+    overlay_figure(images, prepared.reference, preds, out_dir / f"overlay_{prepared.case}.png", title=title)
 
 
 def print_summary(summary: Summary, protocol: str = "preprocessed") -> None:

@@ -18,22 +18,36 @@ import torch
 from tqdm import tqdm
 
 from nnunet_holder.evaluate.runner import PreparedCase
-from nnunet_holder.predict.inputs import CaseError, check_intact, read_case, scan_folder
+from nnunet_holder.parts import Part
+from nnunet_holder.predict.inputs import CaseError, CaseFiles, check_intact, read_case, scan_folder
 from nnunet_holder.predict.predictor import HolderPredictor
+
+
+def image_cases(images_dir: Path, dataset_json: dict, part: Part = Part()) -> list[CaseFiles]:  # noqa: B008
+    """This part's cases of an image folder (sorted, nnU-Net's split); none at all is an error."""
+    ending = dataset_json["file_ending"]
+    cases = part.select(scan_folder(images_dir, ending, len(dataset_json["channel_names"])))
+    if not cases:
+        raise SystemExit(f"no files named CASE_XXXX{ending} in {images_dir} for part {part.part_id}")
+    return cases
 
 
 def raw_cases(
     predictor: HolderPredictor, images_dir: Path, labels_dir: Path, failures: list[str]
 ) -> tuple[int, Iterator[PreparedCase]]:
-    """(number of candidate cases, generator of prepared cases); problems go to `failures`."""
+    """(number of candidate cases, generator of prepared cases) of a whole folder; see `prepare_raw`."""
+    return prepare_raw(predictor, image_cases(images_dir, predictor.dataset_json), labels_dir, failures)
+
+
+def prepare_raw(
+    predictor: HolderPredictor, cases: list[CaseFiles], labels_dir: Path, failures: list[str]
+) -> tuple[int, Iterator[PreparedCase]]:
+    """(number of cases, generator of prepared cases); problems go to `failures`."""
     dataset_json = predictor.dataset_json
     ending = dataset_json["file_ending"]
     m = len(dataset_json["channel_names"])
     reader = predictor.plans_manager.image_reader_writer_class()
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
-    cases = scan_folder(images_dir, ending, m)
-    if not cases:
-        raise SystemExit(f"no files named CASE_XXXX{ending} in {images_dir}")
 
     def generate() -> Iterator[PreparedCase]:
         for files in cases:

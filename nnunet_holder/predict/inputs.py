@@ -58,7 +58,10 @@ class CaseImages:
 
 
 def scan_folder(folder: Path, file_ending: str, num_channels: int) -> list[CaseFiles]:
-    """Group `CASE_XXXX<ending>` files by case; out-of-range channels are per-case problems."""
+    """Group `CASE_XXXX<ending>` files by case, sorted by case id as nnU-Net lists a folder.
+
+    Out-of-range channels are per-case problems.
+    """
     pattern = re.compile(rf"^(?P<case>.+)_(?P<channel>\d{{4}}){re.escape(file_ending)}$")
     cases: dict[str, CaseFiles] = {}
     for path in sorted(Path(folder).iterdir()):
@@ -75,7 +78,7 @@ def scan_folder(folder: Path, file_ending: str, num_channels: int) -> list[CaseF
             )
         else:
             case.files[channel] = path
-    return list(cases.values())
+    return [cases[c] for c in sorted(cases)]
 
 
 def _geometry(props: dict) -> dict:

@@ -30,11 +30,33 @@ def parse_device(name: str) -> torch.device:
         raise SystemExit("-device cuda was requested but CUDA is not available; use -device cpu")
     if name == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if name == "cuda":  # as nnUNetv2_predict: CPU threads do not help a GPU run
+        torch.set_num_threads(1)
     return torch.device(name)
 
 
-def parse_folds(folds: Sequence[str]) -> list[int | str]:
-    return [f if f == "all" else int(f) for f in folds]
+def resolve_folds(folder: Path, folds: Sequence[str] | None, checkpoint: str) -> list[int | str]:
+    """-f as nnU-Net reads it; without -f, every fold_N holding the checkpoint (nnU-Net's auto-detection).
+
+    Every fold is checked for its checkpoint here, so a wrong -f fails before any work.
+    """
+    if folds is None:
+        found = sorted(
+            int(d.name[len("fold_") :])
+            for d in folder.glob("fold_*")
+            if d.name[len("fold_") :].isdigit() and (d / checkpoint).is_file()
+        )
+        if not found:
+            raise SystemExit(f"no fold_N/{checkpoint} in {folder}; train a fold or pass -f/-chk")
+        return list(found)
+    try:
+        chosen = [f if f == "all" else int(f) for f in folds]
+    except ValueError:
+        raise SystemExit(f"-f {' '.join(folds)}: folds are integers or 'all'") from None
+    for f in chosen:
+        if not (folder / f"fold_{f}" / checkpoint).is_file():
+            raise SystemExit(f"-f {f}: {folder / f'fold_{f}' / checkpoint} does not exist")
+    return chosen
 
 
 def model_folder(dataset: str, configuration: str, trainer: str, plans: str) -> Path:
@@ -54,16 +76,19 @@ def load_predictor(
     use_mirroring: bool = True,
     tile_step_size: float = 0.5,
     allow_tqdm: bool = True,
+    on_device: bool = True,
+    verbose: bool = False,
 ) -> HolderPredictor:
+    """nnU-Net's predictor setup; `on_device` is nnU-Net's perform_everything_on_device (GPU only)."""
     ensure_ext_trainer_path()
     predictor = HolderPredictor(
         tile_step_size=tile_step_size,
         use_gaussian=True,
         use_mirroring=use_mirroring,
-        perform_everything_on_device=device.type == "cuda",
+        perform_everything_on_device=on_device and device.type == "cuda",
         device=device,
-        verbose=False,
-        verbose_preprocessing=False,
+        verbose=verbose,
+        verbose_preprocessing=verbose,
         allow_tqdm=allow_tqdm,
     )
     predictor.initialize_from_trained_model_folder(str(folder), tuple(folds) if folds else None, checkpoint)

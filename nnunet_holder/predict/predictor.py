@@ -42,6 +42,7 @@ class HolderPredictor(nnUNetPredictor):
         self._available: torch.Tensor | None = None  # modalities of the case being predicted
         self._subsets: torch.Tensor | None = None  # (S, M): tiles return every subset's fused logits
         self.last_available: tuple[int, ...] | None = None
+        self.mirror_batch = 8  # mirrored copies of a tile per network call; halved on out-of-memory
 
     def parallel_network(self) -> ModalityNetwork | None:
         net = self.network._orig_mod if isinstance(self.network, OptimizedModule) else self.network
@@ -109,19 +110,41 @@ class HolderPredictor(nnUNetPredictor):
             return out.reshape(out.shape[0], -1, *out.shape[3:])
         return self.network(x, available=self._available)
 
+    def _mirrors(self, x: torch.Tensor) -> list[tuple[int, ...]]:
+        """nnU-Net's test-time flips of a tile, in its order; () is the unflipped tile."""
+        if not self.use_mirroring or self.allowed_mirroring_axes is None:
+            return [()]
+        if max(self.allowed_mirroring_axes) > x.ndim - 3:
+            raise ValueError(f"mirror axes {self.allowed_mirroring_axes} do not match a {x.ndim - 2}-D input")
+        axes = [a + 2 for a in self.allowed_mirroring_axes]
+        return [()] + [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
+
     @torch.inference_mode()
     def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
-        # nnU-Net's test-time mirroring, with the network called through `_network_output`
-        mirror_axes = self.allowed_mirroring_axes if self.use_mirroring else None
-        prediction = self._network_output(x)
-        if mirror_axes is not None:
-            if max(mirror_axes) > x.ndim - 3:
-                raise ValueError(f"mirror axes {mirror_axes} do not match a {x.ndim - 2}-D input")
-            axes = [a + 2 for a in mirror_axes]
-            combinations = [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
-            for flip in combinations:
-                prediction += torch.flip(self._network_output(torch.flip(x, flip)), flip)
-            prediction /= len(combinations) + 1
+        # nnU-Net's test-time mirroring, with the mirrored copies folded into the batch (up to
+        # `mirror_batch` at a time) instead of one network call each: batch-1 convolutions are
+        # PyTorch's slow path on the CPU and latency-bound on a GPU, and a one-modality tile is
+        # batch 1. The copies are summed in nnU-Net's order, so only float rounding differs.
+        flips = self._mirrors(x)
+        prediction = None
+        start = 0
+        while start < len(flips):
+            group = flips[start : start + self.mirror_batch]
+            batch = torch.cat([torch.flip(x, f) if f else x for f in group])
+            try:
+                out = self._network_output(batch)
+            except torch.OutOfMemoryError:
+                if self.mirror_batch == 1:
+                    raise
+                empty_cache(self.device)
+                self.mirror_batch = max(1, self.mirror_batch // 2)  # for the rest of this run too
+                continue
+            for f, o in zip(group, out.split(x.shape[0]), strict=True):
+                o = torch.flip(o, f) if f else o
+                prediction = o.clone() if prediction is None else prediction.add_(o)
+            start += len(group)
+        if len(flips) > 1:
+            prediction /= len(flips)
         return prediction
 
     @torch.inference_mode()

@@ -1,0 +1,232 @@
+"""One streaming pipeline for a folder of partial cases: a preprocessing pool, the network, an export pool.
+
+nnU-Net's route (`predict_from_data_iterator`): worker processes read and preprocess cases ahead
+of the network, the network predicts one case at a time, and another pool resamples and writes
+the segmentations. Here both pools live for the whole folder, and at most `npp + 1` preprocessed
+cases wait for the network and at most `nps + 2` predictions wait for export, so memory stays
+bounded however many cases the folder holds. A case that fails to read, preprocess, predict or
+export fails alone, with its reason in its report. Every file is written under a temporary name
+and renamed when complete, so an interrupted run never leaves a half-written segmentation.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nnunet_holder.predict.inputs import CaseError, CaseFiles, CaseImages, read_case
+from nnunet_holder.predict.predictor import HolderPredictor
+
+TEMP_PREFIX = ".partial_"
+"""Name prefix of files being written; renamed to the final name once complete."""
+
+
+@dataclass
+class CaseReport:
+    case: str
+    status: str = "ok"  # ok | failed | skipped (output existed, --continue_prediction)
+    used: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    zero_filled: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What the workers need of the model: nnU-Net's managers and dataset.json (all picklable)."""
+
+    plans_manager: object
+    configuration_manager: object
+    dataset_json: dict
+
+    @classmethod
+    def of(cls, predictor: HolderPredictor) -> ModelFiles:
+        return cls(predictor.plans_manager, predictor.configuration_manager, predictor.dataset_json)
+
+
+def output_files(output_dir: Path, case: str, file_ending: str, save_probabilities: bool) -> list[Path]:
+    """The files one predicted case leaves in `output_dir`, as nnU-Net's export names them."""
+    files = [output_dir / f"{case}{file_ending}"]
+    if save_probabilities:
+        files += [output_dir / f"{case}.npz", output_dir / f"{case}.pkl"]
+    return files
+
+
+def _names(indices: Sequence[int], channel_names: dict[str, str]) -> list[str]:
+    return [channel_names[str(i)] for i in indices]
+
+
+def _select(case: CaseImages, forced: tuple[int, ...] | None, report: CaseReport, names: dict) -> None:
+    used = case.present if forced is None else tuple(c for c in case.present if c in forced)
+    ignored = () if forced is None else tuple(c for c in case.present if c not in forced)
+    for c in ignored:
+        case.images[c] = 0
+    report.used = _names(used, names)
+    report.missing = _names(case.missing, names)
+    report.zero_filled = _names(case.zero_filled, names)
+    report.ignored = _names(ignored, names)
+    if not used:
+        wanted = "" if forced is None else f" among the requested {_names(forced, names)}"
+        raise CaseError(case.case, None, f"no usable modality{wanted}: every channel is missing or all zero")
+
+
+def prepare_case(
+    files: CaseFiles, model: ModelFiles, forced: tuple[int, ...] | None
+) -> tuple[CaseReport, np.ndarray | None, dict | None]:
+    """Read, select the modalities of, and preprocess one case (runs in a preprocessing worker)."""
+    report = CaseReport(files.case)
+    names = model.dataset_json["channel_names"]
+    try:
+        case = read_case(files, model.plans_manager.image_reader_writer_class(), len(names))
+        _select(case, forced, report, names)
+        preprocessor = model.configuration_manager.preprocessor_class(verbose=False)
+        data, _, properties = preprocessor.run_case_npy(
+            case.images,
+            None,
+            dict(case.properties),
+            model.plans_manager,
+            model.configuration_manager,
+            model.dataset_json,
+        )
+    except CaseError as e:
+        report.status, report.error = "failed", str(e)
+        return report, None, None
+    except Exception as e:  # nnU-Net's preprocessing raises many types; name the case
+        report.status, report.error = (
+            "failed",
+            f"case {files.case}: preprocessing failed: {type(e).__name__}: {e}",
+        )
+        return report, None, None
+    return report, np.ascontiguousarray(data), properties
+
+
+def export_case(
+    logits: np.ndarray,
+    properties: dict,
+    model: ModelFiles,
+    output_dir: Path,
+    case: str,
+    save_probabilities: bool,
+) -> None:
+    """nnU-Net's export of one case under temporary names, then renamed into place (export worker)."""
+    from nnunetv2.inference.export_prediction import export_prediction_from_logits
+
+    ending = model.dataset_json["file_ending"]
+    temp = output_dir / f"{TEMP_PREFIX}{case}"
+    export_prediction_from_logits(
+        logits,
+        properties,
+        model.configuration_manager,
+        model.plans_manager,
+        model.dataset_json,
+        str(temp),
+        save_probabilities,
+    )
+    # the segmentation last: its presence is what --continue_prediction takes as "done"
+    for final in reversed(output_files(output_dir, case, ending, save_probabilities)):
+        suffix = final.name[len(case) :]
+        os.replace(output_dir / f"{TEMP_PREFIX}{case}{suffix}", final)
+
+
+def remove_partial_files(output_dir: Path, cases: Sequence[str]) -> None:
+    """Delete what an interrupted run left under temporary names for these cases."""
+    for case in cases:
+        for leftover in output_dir.glob(f"{TEMP_PREFIX}{case}.*"):
+            leftover.unlink()
+
+
+def _wait(result, workers: list, what: str):
+    """`result` once ready; a dead worker (killed by the OS, e.g. for RAM) would otherwise hang us."""
+    while not result.ready():
+        if not all(w.is_alive() for w in workers):
+            raise RuntimeError(
+                f"a {what} worker died, most likely killed by the OS for lack of RAM; "
+                f"use fewer processes (-npp/-nps)"
+            )
+        result.wait(0.1)
+    return result
+
+
+def predict_cases(
+    predictor: HolderPredictor,
+    cases: Sequence[CaseFiles],
+    output_dir: Path,
+    forced: tuple[int, ...] | None = None,
+    num_processes_preprocessing: int = 3,
+    num_processes_export: int = 3,
+    save_probabilities: bool = False,
+    progress: bool = True,
+) -> list[CaseReport]:
+    """Predict `cases` into `output_dir` through one preprocessing and one export pool.
+
+    Returns one report per case, in the order of `cases`. A case is "ok" only once its files
+    are in place under their final names.
+    """
+    model = ModelFiles.of(predictor)
+    reports: dict[str, CaseReport] = {}
+    context = multiprocessing.get_context("spawn")  # like nnU-Net: no forked CUDA or torch threads
+    with (
+        context.Pool(max(1, num_processes_preprocessing)) as pre_pool,
+        context.Pool(max(1, num_processes_export)) as export_pool,
+    ):
+        pre_workers, export_workers = list(pre_pool._pool), list(export_pool._pool)
+        todo = deque(cases)
+        preparing: deque = deque()
+        exporting: deque = deque()
+
+        def refill() -> None:
+            while todo and len(preparing) < num_processes_preprocessing + 1:
+                preparing.append(pre_pool.apply_async(prepare_case, (todo.popleft(), model, forced)))
+
+        def finish_export() -> None:
+            report, result = exporting.popleft()
+            try:
+                _wait(result, export_workers, "export").get()
+            except Exception as e:  # a failed export fails its case only
+                report.status = "failed"
+                report.error = f"case {report.case}: export failed: {type(e).__name__}: {e}"
+                tqdm.write(f"ERROR {report.error}")
+
+        refill()
+        with tqdm(total=len(cases), desc="predicting", unit="case", disable=not progress) as bar:
+            while preparing:
+                report, data, properties = _wait(preparing.popleft(), pre_workers, "preprocessing").get()
+                refill()
+                reports[report.case] = report
+                if data is None:
+                    tqdm.write(f"ERROR {report.error}")
+                    bar.update()
+                    continue
+                try:
+                    logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data))
+                    logits = logits.cpu().numpy()  # numpy pickles safely to the export workers
+                except Exception as e:  # e.g. out of memory on one huge case: the others go on
+                    report.status = "failed"
+                    report.error = f"case {report.case}: prediction failed: {type(e).__name__}: {e}"
+                    tqdm.write(f"ERROR {report.error}")
+                    bar.update()
+                    continue
+                while len(exporting) > num_processes_export + 1:  # nnU-Net's bound on queued exports
+                    finish_export()
+                exporting.append(
+                    (
+                        report,
+                        export_pool.apply_async(
+                            export_case,
+                            (logits, properties, model, output_dir, report.case, save_probabilities),
+                        ),
+                    )
+                )
+                bar.update()
+            while exporting:
+                finish_export()
+    return [reports[c.case] for c in cases]
