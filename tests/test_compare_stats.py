@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_holder.compare.curves import converged, plateau_start
+from nnunet_holder.compare.curves import converged, late_rise, plateau_start
 from nnunet_holder.compare.report import summary_table, to_json, write_csv
 from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING, group_values, paired, seed_stat, verdict
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
@@ -120,4 +120,15 @@ def test_plateau_start_is_the_first_epoch_of_a_tail_within_tolerance():
         assert np.all(np.abs(tail - curve[-1]) <= 0.02)
         if start > 0:
             assert abs(curve[start - 1] - curve[-1]) > 0.02
-        assert converged(curve) == (len(curve) - start >= 0.25 * len(curve))
+
+
+
+def test_late_rise_of_a_line_and_convergence():
+    ramp = list(np.linspace(0.2, 0.6, 41))  # +0.01 per epoch
+    assert late_rise(ramp) == pytest.approx(0.10)  # 11 epochs of the last quarter: 10 steps
+    assert not converged(ramp)
+    # flat with a late noise peak above the final value: stopped improving, though the tail is not
+    # within 2 points of the last value (the rule before 80-epoch runs called it unconverged)
+    flat = [0.8] * 30 + [0.8, 0.83, 0.8, 0.79, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    assert plateau_start(flat) == 32 and converged(flat)
+    assert late_rise([0.5]) == 0.0

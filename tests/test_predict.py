@@ -20,9 +20,9 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits
+from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.inputs import read_case, scan_folder
 from nnunet_holder.predict.model import load_predictor, parse_modalities
-from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.partial import plan_folder, predict_folder
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.subsets import all_subsets
@@ -151,7 +151,8 @@ def test_forced_modalities_and_what_the_network_runs(predictor, trained, tmp_pat
     plan = plan_folder(inp, out, ".nii.gz", 4)
     table = ValidationTable.load(trained["fold"].parent, [0], predictor.dataset_json["channel_names"])
     reports = predict_folder(
-        predictor, plan, out, table, forced, num_processes_preprocessing=1, num_processes_export=1, progress=False
+        predictor, plan, out, table, forced, num_processes_preprocessing=1, num_processes_export=1,
+        progress=False,
     )
     assert reports[0].used == ["T1ce"] and reports[0].ignored == ["T1", "T2", "FLAIR"]
     assert predictor.last_available == (1,)

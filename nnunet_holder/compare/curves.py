@@ -5,12 +5,16 @@ the validation pseudo-Dice (`mean_fg_dice`, the full set); HolderMITrainer adds 
 over the modality subsets (`mean_subset_dice`). A curve is the trailing mean over `WINDOW` epochs of
 one of them: nnU-Net's own EMA (weight 0.1 per epoch) lags by about ten epochs, a quarter of a
 40-epoch run. The plateau of a curve starts at the first epoch from which the curve stays within
-`tolerance` of its final value; a run counts as converged when that plateau covers at least the
-last `min_fraction` of its epochs.
+`tolerance` of its final value (descriptive: a noise peak late in a flat curve moves it late). A
+run counts as converged when it has stopped improving: over its last `min_fraction` of epochs the
+least-squares line through the curve rises by less than `tolerance`. (Until 80-epoch runs this
+used "the plateau covers the last quarter", which called flat curves with one late noise peak
+unconverged; docs/synthetic_comparison.md gives both for every run.)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +63,18 @@ def plateau_start(curve: list[float], tolerance: float = PLATEAU_TOLERANCE) -> i
     return int(outside[-1] + 1) if outside.size else 0
 
 
+def late_rise(curve: list[float], fraction: float = PLATEAU_MIN_FRACTION) -> float:
+    """Rise of the least-squares line through the last `fraction` of the curve, over that span."""
+    n = max(2, math.ceil(fraction * len(curve)))
+    tail = np.asarray(curve[-n:], dtype=float)
+    if tail.size < 2:
+        return 0.0
+    slope = np.polyfit(np.arange(tail.size), tail, 1)[0]
+    return float(slope * (tail.size - 1))
+
+
 def converged(
     curve: list[float], tolerance: float = PLATEAU_TOLERANCE, min_fraction: float = PLATEAU_MIN_FRACTION
 ) -> bool:
-    """The plateau covers at least `min_fraction` of the epochs."""
-    return len(curve) - plateau_start(curve, tolerance) >= min_fraction * len(curve)
+    """Stopped improving: the last `min_fraction` of the curve rises by less than `tolerance`."""
+    return late_rise(curve, min_fraction) < tolerance

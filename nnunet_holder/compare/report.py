@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_holder.compare.curves import Curves, converged, plateau_start
+from nnunet_holder.compare.curves import Curves, converged, late_rise, plateau_start
 from nnunet_holder.compare.stats import (
     FULL,
     MEAN_REGION,
@@ -111,9 +111,9 @@ def verdicts(runs: Runs, reference: str, known_spread: float | None = None) -> l
 def curves_table(curves: Mapping[str, Mapping[int, Curves]]) -> str:
     """Per run: epochs, final pseudo-Dice (trailing mean; full set, subset mean), plateau start."""
     lines = [
-        "| Model | seed | epochs | s/epoch | pseudo-Dice full | plateau from epoch | subset mean "
-        "| plateau from epoch | converged |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| Model | seed | epochs | s/epoch | pseudo-Dice full | plateau from epoch | rise, last quarter "
+        "| subset mean | plateau from epoch | rise, last quarter | converged |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for model, by_seed in curves.items():
         for seed, c in sorted(by_seed.items()):
@@ -121,8 +121,12 @@ def curves_table(curves: Mapping[str, Mapping[int, Curves]]) -> str:
             ok = converged(c.full) and (sub is None or converged(sub))
             lines.append(
                 f"| {model} | {seed} | {len(c.full)} | {np.median(c.epoch_seconds):.1f} | "
-                f"{100 * c.full[-1]:.1f} | {plateau_start(c.full)} | "
-                + (f"{100 * sub[-1]:.1f} | {plateau_start(sub)}" if sub else "– | –")
+                f"{100 * c.full[-1]:.1f} | {plateau_start(c.full)} | {100 * late_rise(c.full):+.1f} | "
+                + (
+                    f"{100 * sub[-1]:.1f} | {plateau_start(sub)} | {100 * late_rise(sub):+.1f}"
+                    if sub
+                    else "– | – | –"
+                )
                 + f" | {'yes' if ok else 'NO'} |"
             )
     return "\n".join(lines)
@@ -152,6 +156,9 @@ def to_json(runs: Runs, reference: str, curves: Mapping[str, Mapping[int, Curves
                 str(seed): {
                     "full": plateau_start(c.full),
                     "subsets": plateau_start(c.subsets) if c.subsets else None,
+                    "late_rise_full": late_rise(c.full),
+                    "late_rise_subsets": late_rise(c.subsets) if c.subsets else None,
+                    "converged": converged(c.full) and (c.subsets is None or converged(c.subsets)),
                 }
                 for seed, c in curves[model].items()
             }
