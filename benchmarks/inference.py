@@ -10,8 +10,9 @@ process (warm-up round, then the median over repeats):
 
 - `predict_logits_from_preprocessed_data` with k = 1..4 channels non-zero (the predictor reads the
   available modalities off the data, so only those run): ratio to k = 4 (budget: k/4 + 0.1), with
-  the test-time mirrors folded into one batch (the default) and with one network call per mirror
-  (`mirror_batch = 1`, nnU-Net's loop), and the largest logit difference between the two;
+  the test-time mirrors folded into batches of at most `batch_limit` image passes (the default,
+  "batched"), all 8 copies in one call ("all copies") and one network call per mirror ("sequential",
+  nnU-Net's loop), and the largest logit difference between batched and sequential;
 - `subset_logits` (all 15 subsets from one pass) against one full-modality prediction (budget: 1.5x)
   and against 15 separate predictions, one per subset with the others zero-filled;
 - the vanilla network: one full prediction, and its 15 zero-filled passes (`subset_logits` falls back
@@ -139,23 +140,26 @@ def main(argv: list[str] | None = None) -> int:
     names = BRATS_MODALITIES
     by_k = {k: next(s for s in subsets if len(s) == k) for k in range(1, NUM_MODALITIES + 1)}
     inputs = {k: with_only(data, s) for k, s in by_k.items()}
-    modes = {"batched": 8, "sequential": 1} if mirroring else {"batched": 8}
+    default_limit = predictors["Holder"].batch_limit
+    modes = {"batched": default_limit, "all copies": 8 * NUM_MODALITIES, "sequential": 1}
+    if not mirroring:
+        modes = {"batched": default_limit}
 
     outputs: dict[str, object] = {}
 
     def keep(name: str, fn: Callable[[], object]) -> Callable[[], None]:
         return lambda: outputs.__setitem__(name, fn())
 
-    def predict(net: str, k: int, mirror_batch: int) -> torch.Tensor:
-        predictors[net].mirror_batch = mirror_batch
+    def predict(net: str, k: int, batch_limit: int) -> torch.Tensor:
+        predictors[net].batch_limit = batch_limit
         return predictors[net].predict_logits_from_preprocessed_data(inputs[k])
 
     measures: dict[str, Callable[[], None]] = {}
     for net in parallel:
-        for mode, mirror_batch in modes.items():
+        for mode, batch_limit in modes.items():
             for k in by_k:
                 key = f"{net} k={k} {mode}"
-                measures[key] = keep(key, lambda net=net, k=k, b=mirror_batch: predict(net, k, b))
+                measures[key] = keep(key, lambda net=net, k=k, b=batch_limit: predict(net, k, b))
         measures[f"{net} one_pass"] = keep(f"{net} one_pass",
                                            lambda net=net: subset_logits(predictors[net], data))
         measures[f"{net} separate"] = keep(f"{net} separate",
@@ -209,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 float((outputs[f"{net} k={k} batched"] - outputs[f"{net} k={k} sequential"]).abs().max())
                 for k in by_k)
             speed = [med[f"{net} k={k} sequential"] / med[f"{net} k={k} batched"] for k in by_k]
-            notes.append(f"- {net}: mirrors in one batch vs one call per mirror: "
+            notes.append(f"- {net}: mirrors batched (≤ {default_limit} image passes per call) vs one "
+                         "call per mirror: "
                          + ", ".join(f"k = {k} {v:.2f} ×" for k, v in zip(by_k, speed, strict=True))
                          + f" faster; max |logit difference| {diff:.2e}.")
     holder_full = med[f"Holder k={NUM_MODALITIES} batched"]

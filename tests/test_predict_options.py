@@ -238,10 +238,11 @@ def test_batched_mirrors_equal_one_call_per_mirror(trained, network):
     torch.manual_seed(0)
     data = torch.randn(4, 24, 24, 24)
     data[1] = 0  # T1ce missing
+    predictor.batch_limit = 24  # all 8 copies of the 3 available modalities in one call
     batched = predictor.predict_logits_from_preprocessed_data(data)
-    predictor.mirror_batch = 1
+    predictor.batch_limit = 1
     single = predictor.predict_logits_from_preprocessed_data(data)
-    predictor.mirror_batch = 3  # groups that do not divide the 8 mirrors
+    predictor.batch_limit = 9  # 3 passes: groups of 3 copies, which do not divide the 8 mirrors
     grouped = predictor.predict_logits_from_preprocessed_data(data)
     assert (batched - single).abs().max().item() < 1e-5
     assert (grouped - single).abs().max().item() < 1e-5

@@ -42,7 +42,10 @@ class HolderPredictor(nnUNetPredictor):
         self._available: torch.Tensor | None = None  # modalities of the case being predicted
         self._subsets: torch.Tensor | None = None  # (S, M): tiles return every subset's fused logits
         self.last_available: tuple[int, ...] | None = None
-        self.mirror_batch = 8  # mirrored copies of a tile per network call; halved on out-of-memory
+        # image passes (mirrored copies x modalities run) per network call; halved on out-of-memory.
+        # On the CPU batches beyond 4 passes got slower per pass (docs/benchmarks.md); on a GPU all 8
+        # copies of a four-modality tile go in one call.
+        self.batch_limit = 4 if self.device.type == "cpu" else 32
 
     def parallel_network(self) -> ModalityNetwork | None:
         net = self.network._orig_mod if isinstance(self.network, OptimizedModule) else self.network
@@ -110,6 +113,12 @@ class HolderPredictor(nnUNetPredictor):
             return out.reshape(out.shape[0], -1, *out.shape[3:])
         return self.network(x, available=self._available)
 
+    def _passes_per_copy(self) -> int:
+        """Encoder passes one tile copy costs: the modalities run (all of them in subset mode)."""
+        if self._subsets is not None:
+            return self._subsets.shape[1]
+        return 1 if self._available is None else len(self._available)
+
     def _mirrors(self, x: torch.Tensor) -> list[tuple[int, ...]]:
         """nnU-Net's test-time flips of a tile, in its order; () is the unflipped tile."""
         if not self.use_mirroring or self.allowed_mirroring_axes is None:
@@ -121,23 +130,25 @@ class HolderPredictor(nnUNetPredictor):
 
     @torch.inference_mode()
     def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
-        # nnU-Net's test-time mirroring, with the mirrored copies folded into the batch (up to
-        # `mirror_batch` at a time) instead of one network call each: batch-1 convolutions are
-        # PyTorch's slow path on the CPU and latency-bound on a GPU, and a one-modality tile is
-        # batch 1. The copies are summed in nnU-Net's order, so only float rounding differs.
+        # nnU-Net's test-time mirroring, with the mirrored copies folded into the batch instead of one
+        # network call each: batch-1 convolutions are PyTorch's slow path on the CPU and latency-bound
+        # on a GPU, and a one-modality tile is batch 1. A call holds at most `batch_limit` image
+        # passes (copies x the modalities a modality-parallel network runs): measured on the CPU,
+        # batches beyond about 4 passes get slower per pass (docs/benchmarks.md). The copies are
+        # summed in nnU-Net's order, so only float rounding differs.
         flips = self._mirrors(x)
         prediction = None
         start = 0
         while start < len(flips):
-            group = flips[start : start + self.mirror_batch]
+            group = flips[start : start + max(1, self.batch_limit // self._passes_per_copy())]
             batch = torch.cat([torch.flip(x, f) if f else x for f in group])
             try:
                 out = self._network_output(batch)
             except torch.OutOfMemoryError:
-                if self.mirror_batch == 1:
+                if len(group) == 1:
                     raise
                 empty_cache(self.device)
-                self.mirror_batch = max(1, self.mirror_batch // 2)  # for the rest of this run too
+                self.batch_limit = max(1, self.batch_limit // 2)  # for the rest of this run too
                 continue
             for f, o in zip(group, out.split(x.shape[0]), strict=True):
                 o = torch.flip(o, f) if f else o
