@@ -1,8 +1,8 @@
 """Training-step time and memory of HolderMITrainer against vanilla nnU-Net on the same BraTS-like plans.
 
 The models are built by the real trainer classes (`HolderMITrainer`, `HolderMITrainer_width1`,
-`nnUNetTrainer`): each trainer's own `build_network_architecture`, `configure_optimizers` and
-`_build_loss` (for the vanilla trainer: DC_and_BCE_loss in nnU-Net's DeepSupervisionWrapper, as for
+`HolderMITrainer_featureFusion`, `nnUNetTrainer`): each trainer's own `build_network_architecture`,
+`configure_optimizers` and `_build_loss` (for the vanilla trainer: DC_and_BCE_loss in nnU-Net's DeepSupervisionWrapper, as for
 any region dataset), and every step is the trainer's own `train_step` (nnU-Net's: autocast fp16 and
 GradScaler on CUDA, gradient clipping, SGD with momentum; HolderMITrainer's is the same step with the
 step's modality subsets passed to the network, all 15 by default).
@@ -43,7 +43,7 @@ from _common import (
     synchronize,
     timed,
 )
-from nnunet_holder.trainers import HolderMITrainer, HolderMITrainer_width1
+from nnunet_holder.trainers import HolderMITrainer, HolderMITrainer_featureFusion, HolderMITrainer_width1
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             (named.get(w) or type(f"HolderMITrainer_w{w:g}", (HolderMITrainer,), {"width": w}),
              f"HolderMITrainer width {w:g}")
             for w in widths
-        ]:
+        ] + [(HolderMITrainer_featureFusion, "HolderMITrainer_featureFusion (mean, 4 subsets per step)")]:
             trainer = build_trainer(trainer_cls, plans, device)
             params = sum(p.numel() for p in trainer.network.parameters())
             models.append(Model(label, trainer, params))
