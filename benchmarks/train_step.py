@@ -2,10 +2,11 @@
 
 The models are built by the real trainer classes (`HolderMITrainer`, `HolderMITrainer_width1`,
 `HolderMITrainer_featureFusion`, `nnUNetTrainer`): each trainer's own `build_network_architecture`,
-`configure_optimizers` and `_build_loss` (for the vanilla trainer: DC_and_BCE_loss in nnU-Net's DeepSupervisionWrapper, as for
-any region dataset), and every step is the trainer's own `train_step` (nnU-Net's: autocast fp16 and
-GradScaler on CUDA, gradient clipping, SGD with momentum; HolderMITrainer's is the same step with the
-step's modality subsets passed to the network, all 15 by default).
+`configure_optimizers` and `_build_loss` (for the vanilla trainer: DC_and_BCE_loss in nnU-Net's
+DeepSupervisionWrapper, as for any region dataset), and every step is the trainer's own `train_step`
+(nnU-Net's: autocast fp16 and GradScaler on CUDA, gradient clipping, SGD with momentum;
+HolderMITrainer's is the same step with the step's modality subsets passed to the network, all 15
+by default; the feature-fusion trainer's, 4 of them with the full set).
 
 Per model three figures, measured interleaved in one process (warm-up rounds, then the median over
 repeats): the full step; the backbone step (the same step with a trivial loss, the mean of every
