@@ -40,6 +40,10 @@ MODEL_ARGS = [
     "HolderMITrainer_smoke",
     "-device",
     "cpu",
+    "-npp",  # one worker each: on the 2-core CI machine every spawned worker costs seconds to start
+    "1",
+    "-nps",
+    "1",
 ]
 
 

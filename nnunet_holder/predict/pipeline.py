@@ -173,6 +173,9 @@ def predict_cases(
     """
     model = ModelFiles.of(predictor)
     reports: dict[str, CaseReport] = {}
+    # as nnU-Net: never more workers than cases (each spawned worker imports torch and nnU-Net)
+    num_processes_preprocessing = max(1, min(num_processes_preprocessing, len(cases)))
+    num_processes_export = max(1, min(num_processes_export, len(cases)))
     context = multiprocessing.get_context("spawn")  # like nnU-Net: no forked CUDA or torch threads
     with (
         context.Pool(max(1, num_processes_preprocessing)) as pre_pool,
