@@ -214,3 +214,15 @@ def test_machine_line_names_cpu_cores_torch_and_date():
     line = common.machine_line(torch.device("cpu"))
     assert common.cpu_model() in line and "cores" in line and f"torch {torch.__version__}" in line
     assert re.search(r"date \d{4}-\d\d-\d\d", line)
+
+
+def test_cpu_model_names_family_and_vector_extension():
+    info = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\n"
+        "model name\t: AMD EPYC\nflags\t\t: fpu sse2 {flags}\n"
+    )
+    assert common.cpu_model(info.format(model=1, flags="avx avx2")) == "AMD EPYC (family 25 model 1, AVX2)"
+    assert common.cpu_model(info.format(model=17, flags="avx2 avx512f avx512bw")) == (
+        "AMD EPYC (family 25 model 17, AVX-512)"
+    )
+    assert common.cpu_model("model name\t: Some CPU\n") == "Some CPU"

@@ -77,3 +77,7 @@ class HolderMITrainer_featureFusion_meanVariance_small(HolderMITrainer_featureFu
 
 class HolderMITrainer_featureFusion_attention_small(HolderMITrainer_featureFusion_attention):
     overrides = SMALL
+
+
+class HolderMITrainer_featureFusion_allSubsets_small(HolderMITrainer_featureFusion_allSubsets):
+    overrides = SMALL
