@@ -14,6 +14,7 @@ import torch
 from dynamic_network_architectures.building_blocks.simple_conv_blocks import ConvDropoutNormReLU
 from nnunet_holder.architectures import ModalityNorm
 from nnunet_holder.trainers import ALL_TRAINERS
+from nnunet_holder.trainers.overrides import SMALL, SMOKE, ThinnedProgressPlot, plots_progress
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 from torch import nn
@@ -37,6 +38,40 @@ def test_smoke_training_reaches_final_checkpoint_and_loss_decreases(trained):
     log = next(trained["fold"].glob("training_log_*.txt")).read_text()
     assert "Pseudo dice, mean over 15 modality subsets" in log
     assert "train loss parts" in log
+
+
+def test_progress_png_is_drawn_at_the_last_epoch_of_a_thinned_schedule(trained):
+    # SMOKE draws it only at its last epoch (plot_every 10 > 3 epochs); nnUNetv2_train ran all 3
+    assert (trained["fold"] / "progress.png").is_file()
+
+
+def test_plot_every_thins_progress_png_and_keeps_the_last_epoch():
+    epochs, every = SMALL["num_epochs"], SMALL["plot_every"]
+    assert [e for e in range(epochs) if plots_progress(e, epochs, every)] == list(range(9, 80, 10))
+    assert [e for e in range(3) if plots_progress(e, 3, SMOKE["plot_every"])] == [2]
+    assert all(plots_progress(e, 7, 1) for e in range(7))  # nnU-Net's own: every epoch
+    assert [e for e in range(25) if plots_progress(e, 25, 10)] == [9, 19, 24]
+
+
+CPU = torch.device("cpu")
+
+
+def test_thinned_logger_skips_plots_between_and_passes_everything_else(in_nnunet_env, monkeypatch):
+    trainer = _trainer("nnUNetTrainer_smoke")
+    assert isinstance(trainer.logger, ThinnedProgressPlot)
+    drawn = []
+    inner = trainer.logger._logger
+    monkeypatch.setattr(inner, "plot_progress_png", lambda folder: drawn.append(trainer.current_epoch))
+    for epoch in range(trainer.num_epochs):
+        trainer.current_epoch = epoch
+        trainer.logger.log("train_losses", float(epoch), epoch)
+        trainer.logger.plot_progress_png(trainer.output_folder)
+    assert drawn == [trainer.num_epochs - 1]
+    assert trainer.logger.get_value("train_losses", step=-1) == trainer.num_epochs - 1
+    assert "train_losses" in trainer.logger.get_checkpoint()
+    # nnU-Net's own trainer keeps its logger: plot_every stays 1 without our schedules
+    plain = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, "nnUNetTrainer_5epochs", device=CPU)
+    assert not isinstance(plain.logger, ThinnedProgressPlot)
 
 
 def test_final_validation_writes_subset_table(trained):
