@@ -108,5 +108,5 @@ SMALL: dict[str, Any] = {
 """The CPU experiment scale with the `3d_small` configuration (`nnunet-holder plan-small`), the
 same for every model (equal budget in iterations). Where each model's validation pseudo-Dice
 plateaus at this budget, and where it does not yet, is measured in docs/synthetic_comparison.md.
-progress.png every 10 epochs: drawing it each epoch cost about a fifth of the training's wall time.
+progress.png every 10 epochs: drawn each epoch it took a fifth of the training loop (py-spy, 2-core CPU).
 The curves that decide convergence are read from the checkpoint's log, which has every epoch."""
