@@ -21,6 +21,7 @@ import torch
 from nnunet_holder.architectures import FeatureFusionNet, ModalityParallelNet
 from nnunet_holder.architectures.fusion import MaskedMean, MeanVariance, ModalityAttention
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
+from nnunet_holder.trainers.overrides import ThinnedProgressPlot
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -89,6 +90,7 @@ CHECKED_OVERRIDES = {
     "num_iterations_per_epoch",
     "num_val_iterations_per_epoch",
     "enable_deep_supervision",
+    "plot_every",
 }
 
 
@@ -137,6 +139,10 @@ def _check_schedule_and_optimizer(trainer: nnUNetTrainer, cls: type) -> None:
     assert trainer.num_iterations_per_epoch == expected("num_iterations_per_epoch")
     assert trainer.num_val_iterations_per_epoch == expected("num_val_iterations_per_epoch")
     assert trainer.network.decoder.deep_supervision is expected("enable_deep_supervision")
+    # the only reader of plot_every is the logger wrapper, installed where the schedule thins the plot
+    every = declared.get("plot_every", 1)
+    assert trainer.plot_every == every
+    assert isinstance(trainer.logger, ThinnedProgressPlot) is (every > 1)
 
 
 def _check_loss(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None:
