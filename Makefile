@@ -20,12 +20,18 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 env: $(STAMP)
 
+# Two pytest-xdist workers, one per core of the 2-core CI machine: most of the suite's time is
+# single-threaded (each nnU-Net command imports torch), so the two run side by side. --dist
+# loadfile keeps a test file on one worker, so its module fixtures run once; the session fixtures
+# that plan and train are shared between the workers (tests/conftest.py).
+PYTEST := $(RUN) $(BIN)/python -m pytest -n 2 --dist loadfile
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(RUN) $(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-all: $(STAMP)
-	$(RUN) $(BIN)/python -m pytest
+	$(PYTEST)
 
 demo: $(STAMP)
 	$(RUN) $(BIN)/nnunet-holder demo --output demo_output --device $(DEVICE) --overwrite

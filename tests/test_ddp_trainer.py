@@ -70,37 +70,53 @@ def _run_steps(trainer, part: slice) -> dict:
     }
 
 
-def _worker(rank: int, world: int, folder: str, trainer_name: str, dataset_name: str) -> None:
+TRAINERS = (
+    "HolderMITrainer_smoke",
+    "HolderMITrainer_noMI",
+    "HolderMITrainer_learnedFusion",
+    # the feature-fusion network with a learned operator, 4 sampled subsets per step
+    "HolderMITrainer_featureFusion_attention",
+)
+
+
+def _worker(rank: int, world: int, folder: str, dataset_name: str) -> None:
     torch.set_num_threads(1)
     # built before the process group exists: nnU-Net's constructor moves a DDP rank to CUDA
-    trainer = _trainer(trainer_name, dataset_name)
+    # with the torch RNG state each one has right after its seeded build, as in the reference
+    built = {name: (_trainer(name, dataset_name), torch.get_rng_state()) for name in TRAINERS}
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["HOLDER_TEST_PORT"])
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    # what nnU-Net's initialize does under DDP, on the CPU: wrap, then a loss that gathers
-    trainer.is_ddp, trainer.local_rank = True, rank
-    trainer.network = DDP(trainer.network)
-    trainer.loss = trainer._build_loss()
-    result = _run_steps(trainer, slice(rank * B // world, (rank + 1) * B // world))
-    torch.save(result, Path(folder) / f"{rank}.pt")
+    for name, (trainer, rng) in built.items():
+        torch.set_rng_state(rng)
+        # what nnU-Net's initialize does under DDP, on the CPU: wrap, then a loss that gathers
+        trainer.is_ddp, trainer.local_rank = True, rank
+        trainer.network = DDP(trainer.network)
+        trainer.loss = trainer._build_loss()
+        result = _run_steps(trainer, slice(rank * B // world, (rank + 1) * B // world))
+        torch.save(result, Path(folder) / f"{name}_{rank}.pt")
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize(
-    "trainer_name",
-    [
-        "HolderMITrainer_smoke",
-        "HolderMITrainer_noMI",
-        "HolderMITrainer_learnedFusion",
-        # the feature-fusion network with a learned operator, 4 sampled subsets per step
-        "HolderMITrainer_featureFusion_attention",
-    ],
-)
-def test_two_ranks_train_like_one_process_on_the_whole_batch(in_nnunet_env, tmp_path, trainer_name):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        os.environ["HOLDER_TEST_PORT"] = str(s.getsockname()[1])
-    mp.spawn(_worker, args=(2, str(tmp_path), trainer_name, in_nnunet_env["name"]), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=False) for r in range(2)]
+@pytest.fixture(scope="module")
+def ranks(tiny_dataset, tmp_path_factory) -> Path:
+    """Every trainer of TRAINERS stepped by two gloo ranks; one spawn for all (each process imports
+    torch and nnU-Net, which costs more than the steps)."""
+    folder = tmp_path_factory.mktemp("ddp_ranks")
+    with pytest.MonkeyPatch.context() as m:
+        for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_extTrainer"):
+            m.setenv(key, tiny_dataset["env"][key])
+        m.setenv("nnUNet_results", str(folder / "results"))
+        m.setenv("nnUNet_n_proc_DA", "0")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            m.setenv("HOLDER_TEST_PORT", str(s.getsockname()[1]))
+        mp.spawn(_worker, args=(2, str(folder), tiny_dataset["name"]), nprocs=2, join=True)
+    return folder
+
+
+@pytest.mark.parametrize("trainer_name", TRAINERS)
+def test_two_ranks_train_like_one_process_on_the_whole_batch(in_nnunet_env, ranks, trainer_name):
+    ranks = [torch.load(ranks / f"{trainer_name}_{r}.pt", weights_only=False) for r in range(2)]
     single = _run_steps(_trainer(trainer_name, in_nnunet_env["name"]), slice(0, B))
     for name, value in single["params"].items():
         # DDP all-reduces the gradients: the ranks' updates are bitwise identical

@@ -16,6 +16,7 @@ import torch
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
+from nnunet_holder import cli
 from nnunet_holder.evaluate.tables import read_case_csv
 from nnunet_holder.parts import Part
 from nnunet_holder.predict.expected import ValidationTable
@@ -33,6 +34,20 @@ CASES = ("tiny_008", "tiny_009", "tiny_010")
 def _holder(args: list[str], env: dict) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "nnunet-holder"
     return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _holder_here(args: list[str]) -> str | None:
+    """`nnunet-holder ARGS` in this process (no torch import to wait for): its refusal, or None.
+
+    Only for commands that need no nnU-Net paths (merge-parts, checks of the arguments alone):
+    nnU-Net reads those from the environment once, when it is first imported.
+    """
+    try:
+        cli.main(args)
+    except SystemExit as e:
+        assert e.code not in (0, None), e.code
+        return str(e.code)
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +100,8 @@ def test_reruns_refuse_then_continue_then_overwrite(trained, partial_inputs, one
     run_cli(["nnunet-holder", "predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST,
              "--overwrite"], trained["env"])
     assert all((out / f"{c}.nii.gz").stat().st_mtime_ns != before[c] for c in ("tiny_008", "tiny_010"))
-    both = _holder(["predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, "--overwrite", "--c"],
-                   trained["env"])
-    assert both.returncode != 0 and "contradict" in both.stderr
+    both = _holder_here(["predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, "--overwrite", "--c"])
+    assert "contradict" in both
 
 
 def test_two_parts_merged_equal_one_run(trained, partial_inputs, one_run, tmp_path):
@@ -101,17 +115,15 @@ def test_two_parts_merged_equal_one_run(trained, partial_inputs, one_run, tmp_pa
     part0 = [r["case"] for r in json.loads((out / "modality_report_part_0_of_2.json").read_text())]
     assert part0 == ids[0::2] and ids[0::2] == Part(0, 2).select(ids)
 
-    refused = _holder(["merge-parts", str(tmp_path / "nothing")], trained["env"])
-    assert refused.returncode != 0
-    run_cli(["nnunet-holder", "merge-parts", str(out)], trained["env"])
+    assert "holds no parts" in _holder_here(["merge-parts", str(tmp_path / "nothing")])
+    assert _holder_here(["merge-parts", str(out)]) is None
     for case in CASES:
         np.testing.assert_array_equal(_seg(out / f"{case}.nii.gz"), _seg(one_run / f"{case}.nii.gz"))
     merged = json.loads((out / "modality_report.json").read_text())
     assert merged == json.loads((one_run / "modality_report.json").read_text())
 
     (out / "modality_report_part_1_of_2.json").unlink()
-    missing = _holder(["merge-parts", str(out)], trained["env"])
-    assert missing.returncode != 0 and "part(s) [1] of 2" in missing.stderr
+    assert "part(s) [1] of 2" in _holder_here(["merge-parts", str(out)])
 
 
 def test_evaluate_subsets_parts_merged_equal_one_run_and_continue(trained, tmp_path):
@@ -125,7 +137,7 @@ def test_evaluate_subsets_parts_merged_equal_one_run_and_continue(trained, tmp_p
                        trained["env"])
         assert "merge-parts" in proc.stdout
     assert not (parts / "subset_table.json").exists()
-    run_cli(["nnunet-holder", "merge-parts", str(parts)], trained["env"])
+    assert _holder_here(["merge-parts", str(parts)]) is None
     assert json.loads((parts / "subset_table.json").read_text()) == json.loads(
         (single / "subset_table.json").read_text()
     )
@@ -165,14 +177,20 @@ def test_save_probabilities_in_nnunet_format(trained, partial_inputs, tmp_path):
 
 def test_refused_options_and_folds(trained, partial_inputs, tmp_path):
     base = ["predict", "-i", str(partial_inputs), "-o", str(tmp_path / "o"), *MODEL]
+    # checked from the arguments alone, in this process
     for extra, message in (
         (["-prev_stage_predictions", str(tmp_path)], "cascades are not supported"),
         (["-step_size", "1.5"], "-step_size 1.5"),
-        (["-f", "3"], "fold_3"),
         (["-part_id", "2", "-num_parts", "2"], "part ids run from 0"),
     ):
-        proc = _holder([*base, *extra], trained["env"])
-        assert proc.returncode != 0 and message in proc.stderr, (extra, proc.stderr)
+        refusal = _holder_here([*base, *extra])
+        assert refusal is not None and message in refusal, (extra, refusal)
+    evaluate = ["evaluate-subsets", "-i", str(partial_inputs), "-l", str(tmp_path), "-o", str(tmp_path / "o"),
+                *MODEL]
+    assert "contradict" in _holder_here([*evaluate, "--overwrite", "--continue_prediction"])
+    # checked against the model folder, through the console script
+    proc = _holder([*base, "-f", "3"], trained["env"])
+    assert proc.returncode != 0 and "fold_3" in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()
 
 

@@ -40,8 +40,6 @@ def _run(args: argparse.Namespace) -> int:
             f"{out} already holds an evaluation ({len(done)} of this run's {len(names)} cases); pass "
             "--continue_prediction to evaluate only the others, or --overwrite to replace it"
         )
-    if args.overwrite and args.continue_prediction:
-        raise SystemExit("--overwrite and --continue_prediction contradict each other; pass one")
     skip = set(done) if args.continue_prediction else set()
     if skip:
         print(f"{len(skip)} of {len(names)} cases already evaluated (skipped)")

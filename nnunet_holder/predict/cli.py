@@ -111,6 +111,8 @@ def check_model_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(f"-step_size {args.step_size}: must be in (0, 1], as in nnU-Net")
     if args.num_processes_preprocessing < 1 or args.num_processes_export < 1:
         raise SystemExit("-npp and -nps must be at least 1")
+    if args.overwrite and args.continue_prediction:
+        raise SystemExit("--overwrite and --continue_prediction contradict each other; pass one")
 
 
 def predictor_from_args(
