@@ -1,17 +1,19 @@
-"""What the project's two modality-parallel networks share: the interface, the encoder, MI heads.
+"""What the project's networks share: the interface, the modality-aware encoder, MI heads.
 
-Both networks run one shared nnU-Net encoder (the plans' PlainConvUNet or ResidualEncoderUNet,
-one input channel, features scaled by `width`, a `ModalityNorm` in place of every normalization)
-on each available modality, folded into the batch, (B, k, ...) -> (B*k, 1, ...). They differ in
-where the modalities meet: `ModalityParallelNet` (the paper) decodes every modality alone and
-averages the logits; `FeatureFusionNet` fuses the encoder features at every skip level and
-decodes once. Both expose the same explicit methods, which the trainer, the predictor and the
-evaluation call (never flags set from outside):
+The two modality-parallel networks run one shared nnU-Net encoder (the plans' PlainConvUNet or
+ResidualEncoderUNet, one input channel, features scaled by `width`, a `ModalityNorm` in place of
+every normalization) on each available modality, folded into the batch, (B, k, ...) ->
+(B*k, 1, ...). They differ in where the modalities meet: `ModalityParallelNet` (the paper)
+decodes every modality alone and averages the logits; `FeatureFusionNet` fuses the encoder
+features at every skip level and decodes once. `InputFusionNet` is the third place: the plans'
+own U-Net on all channels, absent ones zeroed. All expose the same explicit methods, which the
+trainer, the predictor and the evaluation call (never flags set from outside):
 
 - `training_output(x, subsets)`: every modality runs; the loss's inputs for the (S, M) subsets,
   fused logits per subset and scale and the MI terms (every parameter used, as DDP requires);
-- `predict(x, available)`: the fused logits over the available modalities; only they run;
-- `subset_logits(x, subsets)`: the fused logits of each subset, for the one-pass evaluation.
+- `predict(x, available)`: the fused logits over the available modalities;
+- `subset_logits(x, subsets)`: the fused logits of each subset, for the one-pass evaluation;
+- `image_passes(available, subsets)`: what one input costs, which sizes the predictor's batches.
 
 `forward` dispatches on its arguments alone, which keeps it traceable by torch.compile.
 """
@@ -22,6 +24,7 @@ import pydoc
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import ClassVar
 
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
@@ -76,6 +79,9 @@ class ModalityNetwork(nn.Module, ABC):
     `subsets` an (S, M) 0/1 mask.
     """
 
+    uses_modality_norms: ClassVar[bool] = True
+    """Whether the backbone's norms are `ModalityNorm`s (BatchNorm plans are then refused)."""
+
     def __init__(
         self,
         backbone_class: type[nn.Module] | str,
@@ -127,6 +133,11 @@ class ModalityNetwork(nn.Module, ABC):
         )
         backbone.apply(backbone.initialize)
         return backbone
+
+    def image_passes(self, available: int, subsets: int | None = None) -> int:
+        """Backbone passes one input image costs: the `available` modalities' encoders, or all M
+        when the per-subset logits of `subsets` subsets are asked for (each modality runs once)."""
+        return available if subsets is None else self.num_modalities
 
     def make_mi_regressors(self, encoder: nn.Module) -> nn.ModuleList:
         """One MI regressor per MI stage, on the deepest `mi_stages` encoder outputs."""

@@ -9,6 +9,7 @@ Marked slow (about 5 minutes on 2 cores: five real trainings): `make test-all` r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,9 @@ SEEDS = (0, 1)
 def _compare(dataset: dict, out: Path) -> str:
     env = {**dataset["env"], "nnUNet_n_proc_DA": "0"}
     args = ["nnunet-holder", "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", *TRAINERS]
-    return run_cli([*args, "--seeds", *map(str, SEEDS), "-o", str(out)], env, timeout=900).stdout
+    # two trainings side by side, each with half of the cores (nnUNet_torch_threads)
+    args += ["--seeds", *map(str, SEEDS), "-o", str(out), "--jobs", "2"]
+    return run_cli(args, env, timeout=900).stdout
 
 
 def _direct(out: Path, trainer: str, seed: int, subsets: list[str] | None) -> float:
@@ -122,6 +125,8 @@ def test_an_interrupted_comparison_continues_and_repeats_its_seed(compared):
             f.unlink()
     stdout = _compare(dataset, out)
     assert stdout.count(": training") == 1 and f"{TRAINERS[1]} seed 1: training" in stdout
+    log = (out / "logs" / f"train_{TRAINERS[1]}_seed_1.log").read_text()
+    assert f"nnUNet_torch_threads={max(1, len(os.sched_getaffinity(0)) // 2)}" in log
     assert (kept / "checkpoint_final.pth").stat().st_mtime == kept_mtime
     after = json.loads((out / "comparison.json").read_text())
     # nnUNet_seed with augmentation in the main process: the re-trained run repeats its numbers

@@ -206,27 +206,28 @@ def test_one_pass_with_learned_fusion_weights_equals_predicting_each_subset(pred
         predictor.list_of_parameters = saved
 
 
-def test_one_pass_of_a_feature_fusion_network_equals_predicting_each_subset(predictor, trained):
-    """The feature-fusion network in the real predictor (its plans, mirroring on): every encoder
-    once per tile and the 15 subsets decoded in one batch equal 15 separate predictions."""
-    from nnunet_holder.trainers import HolderMITrainer_featureFusion
+@pytest.mark.parametrize("trainer", ["HolderMITrainer_featureFusion", "HolderMITrainer_inputFusion"])
+def test_one_pass_of_a_single_decoder_network_equals_predicting_each_subset(predictor, trained, trainer):
+    """The feature- and input-fusion networks in the real predictor (their plans, mirroring on):
+    the 15 subsets of a tile decoded in one batch equal 15 separate predictions."""
+    import nnunet_holder.trainers as trainers
 
-    net = HolderMITrainer_featureFusion.build_network_architecture(
+    net = getattr(trainers, trainer).build_network_architecture(
         predictor.plans_manager, predictor.configuration_manager, 4, 3, enable_deep_supervision=False
     ).eval()
     torch.manual_seed(3)
-    with torch.no_grad():  # learned attention and per-modality norms away from their start
+    with torch.no_grad():  # learned attention and the norms away from their start
         for name, p in net.named_parameters():
             if "fusions" in name or "norm" in name:
                 p.add_(torch.randn_like(p) * 0.3)
-    ff = HolderPredictor(use_mirroring=True, device=torch.device("cpu"), allow_tqdm=False)
-    ff.manual_initialization(
+    one_pass = HolderPredictor(use_mirroring=True, device=torch.device("cpu"), allow_tqdm=False)
+    one_pass.manual_initialization(
         net, predictor.plans_manager, predictor.configuration_manager, None, predictor.dataset_json,
-        "HolderMITrainer_featureFusion", (0, 1, 2),
+        trainer, (0, 1, 2),
     )
     data = _preprocessed(predictor, _images_ts(trained), "tiny_008")
-    fused = subset_logits(ff, data)
-    worst = max((fused[s] - _direct(ff, data, s)).abs().max().item() for s in all_subsets(4))
+    fused = subset_logits(one_pass, data)
+    worst = max((fused[s] - _direct(one_pass, data, s)).abs().max().item() for s in all_subsets(4))
     assert worst < 1e-4, worst
     singles = [(fused[(i,)] - fused[(0, 1, 2, 3)]).abs().max().item() for i in range(4)]
     assert min(singles) > 1e-3  # the subsets really differ

@@ -177,7 +177,10 @@ def test_every_variant_runs_a_train_and_a_validation_step(in_nnunet_env, trainer
     assert val["tp_hard"].shape == (3,)
 
 
-@pytest.mark.parametrize("name", ["HolderMITrainer_smoke", "HolderMITrainer_featureFusion_smoke"])
+@pytest.mark.parametrize(
+    "name",
+    ["HolderMITrainer_smoke", "HolderMITrainer_featureFusion_smoke", "HolderMITrainer_inputFusion_smoke"],
+)
 def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env, name):
     trainer = _trainer(name)
     dl_train, _ = trainer.get_dataloaders()

@@ -18,7 +18,7 @@ from typing import Any
 import nnunet_holder.trainers.ext.nnunet_holder_trainers as shim
 import pytest
 import torch
-from nnunet_holder.architectures import FeatureFusionNet, ModalityParallelNet
+from nnunet_holder.architectures import FeatureFusionNet, InputFusionNet, ModalityParallelNet
 from nnunet_holder.architectures.fusion import MaskedMean, MeanVariance, ModalityAttention
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
 from nnunet_holder.trainers.overrides import ThinnedProgressPlot
@@ -176,8 +176,11 @@ def _check_network(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None
         encoder = net.encoder
         assert [type(op) for op in net.fusions] == [FUSION_CLASSES[cls.fusion]] * len(encoder.stages)
     else:
-        assert isinstance(net, ModalityParallelNet)
+        assert isinstance(net, (ModalityParallelNet, InputFusionNet))
         encoder = net.backbone.encoder
+    # the first convolution sees one modality (the modality-parallel networks) or all of them
+    first = next(m for m in encoder.modules() if isinstance(m, encoder.conv_op))
+    assert first.in_channels == (trainer.num_input_channels if isinstance(net, InputFusionNet) else 1)
     plans_features = trainer.configuration_manager.network_arch_init_kwargs["features_per_stage"]
     # the output features of every convolution of each encoder stage (all equal in a stage)
     built = [{m.out_channels for m in s.modules() if isinstance(m, encoder.conv_op)} for s in encoder.stages]

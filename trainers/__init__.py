@@ -26,6 +26,12 @@ from nnunet_holder.trainers.variants.feature_fusion import (
     HolderMITrainer_featureFusion_small,
     HolderMITrainer_featureFusion_smoke,
 )
+from nnunet_holder.trainers.variants.input_fusion import (
+    HolderMITrainer_inputFusion,
+    HolderMITrainer_inputFusion_5epochs,
+    HolderMITrainer_inputFusion_small,
+    HolderMITrainer_inputFusion_smoke,
+)
 from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_alpha1p05,
     HolderMITrainer_alpha1p08,
@@ -95,6 +101,10 @@ ALL_TRAINERS = (
     HolderMITrainer_featureFusion_mean_small,
     HolderMITrainer_featureFusion_meanVariance_small,
     HolderMITrainer_featureFusion_attention_small,
+    HolderMITrainer_inputFusion,
+    HolderMITrainer_inputFusion_5epochs,
+    HolderMITrainer_inputFusion_smoke,
+    HolderMITrainer_inputFusion_small,
     nnUNetTrainer_smoke,
     nnUNetTrainer_small,
     nnUNetTrainerModalityDropout,

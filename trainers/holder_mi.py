@@ -66,7 +66,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     """The paper's method on nnU-Net's training pipeline (nnU-Net defaults for everything else)."""
 
     network_class: ClassVar[type[ModalityNetwork]] = ModalityParallelNet
-    """The network: the paper's logit fusion, or `FeatureFusionNet` (`HolderMITrainer_featureFusion`)."""
+    """The network: the paper's logit fusion, `FeatureFusionNet` (`HolderMITrainer_featureFusion`) or
+    `InputFusionNet` (`HolderMITrainer_inputFusion`)."""
     width: ClassVar[float] = 0.5
     mi_stages: ClassVar[int] = 1
     divergence: ClassVar[str | None] = "holder"
@@ -112,7 +113,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             raise ValueError(
                 f"checkpoint_selection must be 'subsets' or 'full', got {self.checkpoint_selection!r}"
             )
-        refuse_unsupported_setup(self, uses_modality_norms=True)
+        refuse_unsupported_setup(self, uses_modality_norms=self.network_class.uses_modality_norms)
         super().initialize()
         self.init_subset_schedule()
         # the subset pseudo-Dice per epoch and its EMA live in nnU-Net's logger, so they are

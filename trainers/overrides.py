@@ -6,7 +6,8 @@ variant declares `overrides = {...}`; the mixin applies the overrides of every c
 base first, after nnU-Net's constructor. The constructor keeps nnU-Net's exact signature
 because nnU-Net records its arguments by name for checkpoints and DDP workers. The mixin also
 seeds the run where `nnUNet_seed` is set (`trainers/seeding.py`), so every trainer of the project
-can be seeded the same way, and it can thin nnU-Net's per-epoch progress.png (`plot_every`).
+can be seeded the same way, sets the CPU threads where `nnUNet_torch_threads` is set
+(`trainers/cpu_threads.py`), and it can thin nnU-Net's per-epoch progress.png (`plot_every`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from nnunet_holder.trainers.cpu_threads import THREADS_VARIABLE, threads_from_environment
 from nnunet_holder.trainers.seeding import (
     SEED_VARIABLE,
     seed_everything,
@@ -45,6 +47,10 @@ class OverridesMixin:
                 setattr(self, name, value)
         if self.plot_every > 1:
             self.logger = ThinnedProgressPlot(self.logger, self)
+        threads = threads_from_environment()
+        if threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+            self.print_to_log_file(f"{THREADS_VARIABLE}={threads}: torch uses {threads} CPU thread(s)")
         self.seed = seed_from_environment()
         if self.seed is not None:
             # before `initialize` builds the network: the weights are drawn from the seeded torch

@@ -30,6 +30,7 @@ def run_comparison(
     mirroring: bool = False,
     known_spread: float | None = None,
     header: str | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Train, evaluate and report; returns the report's path. `reference` defaults to the first trainer."""
     from nnunetv2.paths import nnUNet_raw
@@ -39,6 +40,8 @@ def run_comparison(
     from nnunet_holder.compare.curves import read_curves
     from nnunet_holder.compare.report import write_report
 
+    if jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {jobs}")
     if len(set(trainers)) != len(trainers) or len(set(seeds)) != len(seeds):
         raise SystemExit("each trainer and each seed may be given once")
     reference = reference or trainers[0]
@@ -53,11 +56,9 @@ def run_comparison(
         )
     env = R.nnunet_env()
     grid = [R.Run(t, s, out, dataset_folder, plans, configuration, fold) for s in seeds for t in trainers]
-    for i, run in enumerate(grid, 1):
-        status = "trained" if run.trained else "training"
-        print(f"[{i}/{len(grid)}] {run.trainer} seed {run.seed}: {status}", flush=True)
-        if not run.trained:
-            R.train(run, dataset, device, env, show=("Epoch ", "Pseudo dice", "mean over"))
+    todo = sum(not r.trained for r in grid)
+    print(f"{len(grid) - todo} of {len(grid)} runs trained, {todo} to train ({jobs} at a time)", flush=True)
+    R.train_all(grid, dataset, device, env, jobs, show=("Epoch ", "Pseudo dice", "mean over"))
     results: dict = {t: {} for t in trainers}
     curves: dict[str, dict[int, Curves]] = {t: {} for t in trainers}
     for i, run in enumerate(grid, 1):
@@ -121,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     meta_file.write_text(json.dumps(settings, indent=2))
     run_comparison(
-        args.d, args.c, args.tr, args.seeds, out, args.reference, args.p, args.f, args.device, args.mirroring
+        args.d, args.c, args.tr, args.seeds, out, args.reference, args.p, args.f, args.device, args.mirroring,
+        jobs=args.jobs,
     )
     return 0
 
@@ -141,6 +143,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-f", type=int, default=0, help="fold each model trains on (default 0)")
     p.add_argument("-o", "--output", required=True, help="comparison folder (models, evaluations, report)")
     p.add_argument("-device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
+    p.add_argument(
+        "--jobs", type=int, default=1,
+        help="trainings side by side (default 1). On the CPU each gets cores/JOBS torch threads "
+        "(nnUNet_torch_threads; a thread count other than a lone run's changes its float rounding); "
+        "on CUDA each gets one GPU of CUDA_VISIBLE_DEVICES, round robin",
+    )
     p.add_argument(
         "--mirroring", action="store_true", help="test-time mirroring in the evaluation (default off)"
     )

@@ -5,19 +5,24 @@ Each seed has its own nnU-Net results folder (`OUT/models/seed_S`, passed to `nn
 configuration only. A run whose `checkpoint_final.pth` exists is trained; any other run is
 (re)started with `--c`, which continues from `checkpoint_latest.pth` where an interrupted run left
 one and starts fresh otherwise. A run whose `OUT/evaluation/TRAINER/seed_S/subset_table.json`
-exists is evaluated. So an interrupted comparison continues where it stopped.
+exists is evaluated. So an interrupted comparison continues where it stopped. With `jobs` > 1,
+that many trainings run side by side, each with its share of the CPU threads
+(`nnUNet_torch_threads`) or its own GPU (`CUDA_VISIBLE_DEVICES`).
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_holder.evaluate.tables import Summary, load_summary
+from nnunet_holder.trainers.cpu_threads import THREADS_VARIABLE
 
 TABLE = "subset_table.json"
 
@@ -64,8 +69,11 @@ class Run:
         return self.out / "logs" / f"train_{self.trainer}_seed_{self.seed}.log"
 
 
-def train(run: Run, dataset: str, device: str, env: dict[str, str], show: Sequence[str] = ()) -> None:
-    """`nnUNetv2_train` of one run (seeded, `--c`), its output in `run.log`; lines with `show` echoed."""
+def train(
+    run: Run, dataset: str, device: str, env: dict[str, str], show: Sequence[str] = (), label: str = ""
+) -> None:
+    """`nnUNetv2_train` of one run (seeded, `--c`), its output in `run.log`; lines with `show` echoed
+    (after `label`, which tells concurrent runs apart)."""
     run.log.parent.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).parent / "nnUNetv2_train"
     command = [str(exe), dataset, run.configuration, str(run.fold), "-tr", run.trainer, "-p", run.plans]
@@ -83,11 +91,59 @@ def train(run: Run, dataset: str, device: str, env: dict[str, str], show: Sequen
         for line in proc.stdout:
             log.write(line)
             if any(s in line for s in show):
-                print("   " + line.rstrip()[-150:], flush=True)
+                print(f"   {label}" + line.rstrip()[-150:], flush=True)
         if proc.wait() != 0:
             raise SystemExit(
                 f"training {run.trainer} seed {run.seed} failed (exit {proc.returncode}); see {run.log}"
             )
+
+
+def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:
+    """The environment of training slot `slot` of `jobs` concurrent ones: on the CPU an equal share
+    of this process's cores as torch threads; on CUDA one visible GPU per slot, round robin."""
+    if jobs == 1:
+        return {}
+    if device == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return {THREADS_VARIABLE: str(max(1, cores // jobs))}
+    visible = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    if not visible:
+        import torch
+
+        visible = [str(i) for i in range(max(1, torch.cuda.device_count()))]
+    return {"CUDA_VISIBLE_DEVICES": visible[slot % len(visible)]}
+
+
+def train_all(
+    runs: Sequence[Run],
+    dataset: str,
+    device: str,
+    env: dict[str, str],
+    jobs: int = 1,
+    show: Sequence[str] = (),
+) -> None:
+    """Train every run not yet trained, `jobs` at a time; a failed run stops none of the others,
+    and the failures are reported together at the end."""
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def work(run: Run) -> str | None:
+        slot = slots.get()
+        try:
+            print(f"{run.trainer} seed {run.seed}: training (log: {run.log})", flush=True)
+            label = f"[{run.trainer} seed {run.seed}] " if jobs > 1 else ""
+            train(run, dataset, device, {**env, **slot_env(slot, jobs, device)}, show, label)
+            return None
+        except SystemExit as e:
+            return str(e)
+        finally:
+            slots.put(slot)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        failures = [f for f in pool.map(work, [r for r in runs if not r.trained]) if f]
+    if failures:
+        raise SystemExit("\n".join(failures))
 
 
 def evaluate(run: Run, images: Path, labels: Path, device: str, mirroring: bool) -> Summary:

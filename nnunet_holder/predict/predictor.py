@@ -114,10 +114,13 @@ class HolderPredictor(nnUNetPredictor):
         return self.network(x, available=self._available)
 
     def _passes_per_copy(self) -> int:
-        """Encoder passes one tile copy costs: the modalities run (all of them in subset mode)."""
+        """Backbone passes one tile copy costs, as the network counts them (`image_passes`)."""
+        net = self.parallel_network()
+        if net is None or (self._available is None and self._subsets is None):
+            return 1
         if self._subsets is not None:
-            return self._subsets.shape[1]
-        return 1 if self._available is None else len(self._available)
+            return net.image_passes(net.num_modalities, subsets=self._subsets.shape[0])
+        return net.image_passes(len(self._available))
 
     def _mirrors(self, x: torch.Tensor) -> list[tuple[int, ...]]:
         """nnU-Net's test-time flips of a tile, in its order; () is the unflipped tile."""

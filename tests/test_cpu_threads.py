@@ -1,0 +1,57 @@
+"""`nnUNet_torch_threads` reaches torch in a CPU training, bad values are refused, and `compare
+--jobs` gives each concurrent training its share of the cores or its own GPU."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from nnunet_holder.trainers.cpu_threads import threads_from_environment
+from nnunetv2.run.run_training import get_trainer_from_args
+
+from nnunet_holder.compare.runs import slot_env
+from tests.conftest import DATASET_ID
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("trainer", ["HolderMITrainer_smoke", "nnUNetTrainerModalityDropout_smoke"])
+def test_a_cpu_training_uses_the_threads_it_is_given(in_nnunet_env, monkeypatch, restore_threads, trainer):
+    torch.set_num_threads(2)
+    monkeypatch.setenv("nnUNet_torch_threads", "1")
+    built = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, trainer, device=torch.device("cpu"))
+    assert torch.get_num_threads() == 1
+    assert "nnUNet_torch_threads=1" in open(built.log_file).read()
+
+
+def test_unset_keeps_nnunets_choice(in_nnunet_env, monkeypatch, restore_threads):
+    torch.set_num_threads(2)
+    monkeypatch.delenv("nnUNet_torch_threads", raising=False)
+    get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, "HolderMITrainer_smoke",
+                          device=torch.device("cpu"))
+
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_thread_counts_are_refused(monkeypatch, value):
+    monkeypatch.setenv("nnUNet_torch_threads", value)
+    with pytest.raises(SystemExit, match="nnUNet_torch_threads"):
+        threads_from_environment()
+
+
+def test_concurrent_trainings_share_the_cores_or_get_one_gpu_each(monkeypatch):
+    assert slot_env(0, 1, "cpu") == {}
+    cores = len(os.sched_getaffinity(0))
+    assert slot_env(1, 2, "cpu") == {"nnUNet_torch_threads": str(max(1, cores // 2))}
+    assert slot_env(0, 4 * cores, "cpu") == {"nnUNet_torch_threads": "1"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5")
+    assert [slot_env(s, 3, "cuda") for s in range(3)] == [
+        {"CUDA_VISIBLE_DEVICES": g} for g in ("3", "5", "3")
+    ]

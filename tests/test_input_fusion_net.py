@@ -1,0 +1,80 @@
+"""The input-fusion network: its three explicit outputs agree, a missing modality's input never
+reaches a subset without it, the MI teacher is the full set's features whether or not the step
+trains the full set, one pass per image whatever k, and both plans backbones build."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from nnunet_holder.architectures import InputFusionNet, ModalityNorm
+
+from nnunet_holder.subsets import all_subsets, subset_mask
+from tests.helpers_net import BACKBONES
+
+M, C = 4, 3
+SUBSETS = all_subsets(M)
+ALL = subset_mask(SUBSETS, M)
+
+
+def make_net(kind: str = "plain") -> InputFusionNet:
+    cls, kwargs = BACKBONES[kind]
+    torch.manual_seed(0)
+    return InputFusionNet(cls, kwargs(), num_modalities=M, num_classes=C, width=1.0)
+
+
+@pytest.mark.parametrize("kind", ["plain", "resenc"])
+def test_prediction_subset_logits_and_training_output_agree(kind):
+    net = make_net(kind).eval()
+    x = torch.randn(2, M, 16, 16, 16)
+    with torch.no_grad():
+        train = net(x, ALL)["logits"][0]
+        one_pass = net.subset_logits(x, ALL)
+        net.decoder.deep_supervision = False
+        for s, subset in enumerate(SUBSETS):
+            pred = net.predict(x, torch.tensor(subset))
+            assert pred.shape == (2, C, 16, 16, 16)
+            assert (pred - one_pass[:, s]).abs().max() < 1e-4
+            assert (pred - train[:, s]).abs().max() < 1e-4
+
+
+def test_the_plans_own_network_with_its_own_norms():
+    net = make_net()
+    assert not any(isinstance(m, ModalityNorm) for m in net.modules())
+    assert net.backbone.encoder.stages[0][0].convs[0].conv.in_channels == M
+    assert not InputFusionNet.uses_modality_norms
+
+
+def test_nothing_of_a_missing_modality_reaches_the_output():
+    net = make_net().eval()
+    x = torch.randn(2, M, 16, 16, 16)
+    changed = x.clone()
+    changed[:, 2] = torch.randn(2, 16, 16, 16) * 10
+    without_2 = [s for s, subset in enumerate(SUBSETS) if 2 not in subset]
+    with torch.no_grad():
+        a, b = net.subset_logits(x, ALL), net.subset_logits(changed, ALL)
+        assert torch.equal(a[:, without_2], b[:, without_2])
+        assert not torch.equal(a[:, -1], b[:, -1])
+        available = torch.tensor([0, 1, 3])
+        assert torch.equal(net.predict(x, available), net.predict(changed, available))
+
+
+def test_the_mi_teacher_is_the_full_sets_features_even_when_the_step_skips_the_full_set():
+    net = make_net().train()
+    x = torch.randn(2, M, 16, 16, 16)
+    partial = ALL[[0, 5]]
+    with torch.no_grad():
+        with_full = net(x, torch.cat([partial, ALL[-1:]]))
+        without_full = net(x, partial)
+    assert [t.shape[1] for t in without_full["logits"]] == [2] * len(without_full["logits"])
+    for a, b in zip(with_full["mi_target"], without_full["mi_target"], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    for a, b in zip(with_full["logits"], without_full["logits"], strict=True):
+        assert torch.allclose(a[:, :2], b, atol=1e-5)
+    for a, b in zip(with_full["mi_pred"], without_full["mi_pred"], strict=True):
+        assert torch.allclose(a[:, :2], b, atol=1e-5)
+
+
+def test_one_pass_per_image_whatever_the_available_modalities():
+    net = make_net()
+    assert [net.image_passes(k) for k in range(1, M + 1)] == [1, 1, 1, 1]
+    assert net.image_passes(M, subsets=15) == 15

@@ -1,0 +1,40 @@
+"""HolderMITrainer_inputFusion: the paper's loss on nnU-Net's own network, modalities fused at the input.
+
+The network (`InputFusionNet`) is the plans' U-Net at nnU-Net's width on all channels, the one
+the modality-dropout baseline trains; a subset is the input with the other channels zeroed. The
+loss is the paper's (Dice + Hölder divergence on each subset's output at every deep-supervision
+scale, variational MI between each subset's bottleneck and the full set's). Each step trains
+`subsets_per_step` subsets with the full set always among them: 2 (the full set and one random
+subset, as modality dropout trains one random subset) makes a step cost two forward-backward
+passes of the baseline's network. So the difference from modality dropout is what the paper's
+method adds: the full set in every step, the Hölder term and the MI alignment of every subset's
+features with the full set's.
+"""
+
+from nnunet_holder.architectures import InputFusionNet
+from nnunet_holder.trainers.holder_mi import HolderMITrainer
+from nnunet_holder.trainers.overrides import FIVE_EPOCHS, SMALL, SMOKE
+
+
+class HolderMITrainer_inputFusion(HolderMITrainer):
+    """The paper's loss on the plans' own U-Net with absent modalities zeroed (full width)."""
+
+    network_class = InputFusionNet
+    width = 1.0
+    subsets_per_step = 2
+
+    @classmethod
+    def network_options(cls) -> dict:
+        return {"width": cls.width, "mi_stages": cls.mi_stages}
+
+
+class HolderMITrainer_inputFusion_5epochs(HolderMITrainer_inputFusion):
+    overrides = FIVE_EPOCHS
+
+
+class HolderMITrainer_inputFusion_smoke(HolderMITrainer_inputFusion):
+    overrides = SMOKE
+
+
+class HolderMITrainer_inputFusion_small(HolderMITrainer_inputFusion):
+    overrides = SMALL
