@@ -29,8 +29,8 @@ CLASS_NAMES = [name for name, value in LABEL_CLASSES.items() if value != 0]
 LABEL_VALUES = set(LABEL_CLASSES.values())
 NUM_TRAIN, NUM_TEST = 6, 2
 TEST_CASES = [f"tiny_{i:03d}" for i in range(NUM_TRAIN, NUM_TRAIN + NUM_TEST)]
-# -npp/-nps 0 is nnUNetv2_predict's sequential mode: no worker processes (each importing torch)
-# competing for the 2 cores; our CLI's -npp 1 keeps its export pool at one worker for the same reason
+# -npp/-nps 0 is nnUNetv2_predict's sequential mode, and ours: no worker processes (each importing
+# torch) competing for the 2 cores
 NNUNET_MODEL_ARGS = ["-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "-device", "cpu"]
 
 
@@ -123,7 +123,8 @@ def test_holder_predict_with_a_missing_modality(label_model, tmp_path):
     missing_case = TEST_CASES[1]
     (inp / f"{missing_case}_0002.nii.gz").unlink()  # T2 not acquired
     proc = run_cli(
-        ["nnunet-holder", "predict", "-i", str(inp), "-o", str(out), *NNUNET_MODEL_ARGS, "-npp", "1"],
+        ["nnunet-holder", "predict", "-i", str(inp), "-o", str(out), *NNUNET_MODEL_ARGS, "-npp", "0",
+         "-nps", "0"],
         label_model["env"],
     )
     assert f"predicted {NUM_TEST} of {NUM_TEST} cases" in proc.stdout, proc.stdout
@@ -152,7 +153,9 @@ def test_evaluate_subsets_on_labelled_test_cases(label_model, tmp_path):
             str(out),
             *NNUNET_MODEL_ARGS,
             "-npp",
-            "1",
+            "0",
+            "-nps",
+            "0",
         ],
         label_model["env"],
     )

@@ -40,10 +40,11 @@ MODEL_ARGS = [
     "HolderMITrainer_smoke",
     "-device",
     "cpu",
-    "-npp",  # one worker each: on the 2-core CI machine every spawned worker costs seconds to start
-    "1",
+    # nnU-Net's sequential mode (ours too): no worker processes, each of which would import torch
+    "-npp",
+    "0",
     "-nps",
-    "1",
+    "0",
 ]
 
 

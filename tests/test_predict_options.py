@@ -27,7 +27,10 @@ from tests.conftest import DATASET_ID
 from tests.helpers_nnunet import run_cli
 
 MODEL = ["-d", str(DATASET_ID), "-c", "3d_fullres", "-tr", "HolderMITrainer_smoke", "-device", "cpu"]
-FAST = ["-npp", "1", "-nps", "1", "--disable_progress_bar"]
+# nnUNetv2_predict's sequential mode, ours too: no worker processes (each would import torch);
+# the one_run fixture keeps the pools, so the runs compared with it check both modes agree
+FAST = ["-npp", "0", "-nps", "0", "--disable_progress_bar"]
+POOLS = ["-npp", "1", "-nps", "1", "--disable_progress_bar"]
 CASES = ("tiny_008", "tiny_009", "tiny_010")
 
 
@@ -50,6 +53,30 @@ def _holder_here(args: list[str]) -> str | None:
     return None
 
 
+NNUNET_VARIABLES = (
+    "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer", "nnUNet_compile"
+)
+
+
+@pytest.fixture
+def holder_run(monkeypatch, capsys):
+    """`nnunet-holder ARGS` run to success in this process with nnU-Net's variables of `env`; its stdout.
+
+    The same `main` as the console script, without a new process importing torch (seconds each on
+    the 2-core CI machine); nnU-Net 2.8 reads its paths from the environment at each use.
+    """
+
+    def run(args: list[str], env: dict) -> str:
+        with monkeypatch.context() as m:
+            for key in NNUNET_VARIABLES:
+                m.setenv(key, env[key])
+            capsys.readouterr()
+            assert cli.main(args) == 0
+            return capsys.readouterr().out
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def partial_inputs(trained, tmp_path_factory) -> Path:
     """The three test cases, tiny_009 without its T1ce and T2 files."""
@@ -65,7 +92,7 @@ def partial_inputs(trained, tmp_path_factory) -> Path:
 def one_run(trained, partial_inputs, tmp_path_factory) -> Path:
     """`predict` of the folder in one run, without -f (nnU-Net's auto-detected folds)."""
     out = tmp_path_factory.mktemp("one_run")
-    proc = run_cli(["nnunet-holder", "predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST],
+    proc = run_cli(["nnunet-holder", "predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *POOLS],
                    trained["env"])
     assert "part 0 of 1: 3 cases, 3 to predict" in proc.stdout
     return out
@@ -75,7 +102,7 @@ def _seg(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
-def test_reruns_refuse_then_continue_then_overwrite(trained, partial_inputs, one_run, tmp_path):
+def test_reruns_refuse_then_continue_then_overwrite(trained, partial_inputs, one_run, holder_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(one_run, out)
     before = {c: (out / f"{c}.nii.gz").stat().st_mtime_ns for c in CASES}
@@ -85,11 +112,9 @@ def test_reruns_refuse_then_continue_then_overwrite(trained, partial_inputs, one
     assert str(out) in refused.stderr and "--continue_prediction" in refused.stderr
     assert "predicting" not in refused.stderr  # refused before any work
     (out / "tiny_009.nii.gz").unlink()
-    cont = run_cli(
-        ["nnunet-holder", "predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST, "--c"],
-        trained["env"],
-    )
-    assert "1 to predict, 2 already predicted (skipped)" in cont.stdout
+    args = ["predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST]
+    cont = holder_run([*args, "--c"], trained["env"])
+    assert "1 to predict, 2 already predicted (skipped)" in cont
     report = {r["case"]: r for r in json.loads((out / "modality_report.json").read_text())}
     assert [report[c]["status"] for c in CASES] == ["skipped", "ok", "skipped"]
     # the skipped cases keep what the first run found out about them
@@ -97,18 +122,17 @@ def test_reruns_refuse_then_continue_then_overwrite(trained, partial_inputs, one
     assert all((out / f"{c}.nii.gz").stat().st_mtime_ns == before[c] for c in ("tiny_008", "tiny_010"))
     np.testing.assert_array_equal(_seg(out / "tiny_009.nii.gz"), _seg(one_run / "tiny_009.nii.gz"))
 
-    run_cli(["nnunet-holder", "predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST,
-             "--overwrite"], trained["env"])
+    holder_run([*args, "--overwrite"], trained["env"])
     assert all((out / f"{c}.nii.gz").stat().st_mtime_ns != before[c] for c in ("tiny_008", "tiny_010"))
     both = _holder_here(["predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, "--overwrite", "--c"])
     assert "contradict" in both
 
 
-def test_two_parts_merged_equal_one_run(trained, partial_inputs, one_run, tmp_path):
+def test_two_parts_merged_equal_one_run(trained, partial_inputs, one_run, holder_run, tmp_path):
     out = tmp_path / "parts"
     for k in (0, 1):
-        run_cli(["nnunet-holder", "predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST,
-                 "-num_parts", "2", "-part_id", str(k)], trained["env"])
+        holder_run(["predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST,
+                    "-num_parts", "2", "-part_id", str(k)], trained["env"])
     # nnU-Net's own split of the folder
     lists = create_lists_from_splitted_dataset_folder(str(partial_inputs), ".nii.gz")
     ids = [Path(files[0]).name[: -len("_0000.nii.gz")] for files in lists]
@@ -126,16 +150,16 @@ def test_two_parts_merged_equal_one_run(trained, partial_inputs, one_run, tmp_pa
     assert "part(s) [1] of 2" in _holder_here(["merge-parts", str(out)])
 
 
-def test_evaluate_subsets_parts_merged_equal_one_run_and_continue(trained, tmp_path):
+def test_evaluate_subsets_parts_merged_equal_one_run_and_continue(trained, holder_run, tmp_path):
     raw = trained["root"] / "raw" / trained["name"]
     common = ["evaluate-subsets", "-i", str(raw / "imagesTs"), "-l", str(raw / "labelsTs"), *MODEL, "-f", "0",
               "--disable_tta"]
     single, parts = tmp_path / "single", tmp_path / "parts"
-    run_cli(["nnunet-holder", *common, "-o", str(single)], trained["env"])
+    holder_run([*common, "-o", str(single)], trained["env"])
     for k in (0, 1):
-        proc = run_cli(["nnunet-holder", *common, "-o", str(parts), "-num_parts", "2", "-part_id", str(k)],
-                       trained["env"])
-        assert "merge-parts" in proc.stdout
+        part = ["-num_parts", "2", "-part_id", str(k)]
+        stdout = holder_run([*common, "-o", str(parts), *part], trained["env"])
+        assert "merge-parts" in stdout
     assert not (parts / "subset_table.json").exists()
     assert _holder_here(["merge-parts", str(parts)]) is None
     assert json.loads((parts / "subset_table.json").read_text()) == json.loads(
@@ -149,21 +173,21 @@ def test_evaluate_subsets_parts_merged_equal_one_run_and_continue(trained, tmp_p
     assert refused.returncode != 0 and "already holds an evaluation" in refused.stderr
     table = json.loads((single / "subset_table.json").read_text())
     (single / "subset_cases" / "tiny_010.json").unlink()
-    cont = run_cli(["nnunet-holder", *common, "-o", str(single), "--continue_prediction"], trained["env"])
-    assert "2 of 3 cases already evaluated (skipped)" in cont.stdout
+    cont = holder_run([*common, "-o", str(single), "--continue_prediction"], trained["env"])
+    assert "2 of 3 cases already evaluated (skipped)" in cont
     assert json.loads((single / "subset_table.json").read_text()) == table
 
 
-def test_save_probabilities_in_nnunet_format(trained, partial_inputs, tmp_path):
+def test_save_probabilities_in_nnunet_format(trained, partial_inputs, holder_run, tmp_path):
     inp = tmp_path / "in"
     inp.mkdir()
     for f in partial_inputs.glob("tiny_008_*.nii.gz"):
         shutil.copy(f, inp / f.name)
     ours, theirs = tmp_path / "ours", tmp_path / "nnunet"
-    run_cli(["nnunet-holder", "predict", "-i", str(inp), "-o", str(ours), *MODEL, *FAST, "-f", "0",
-             "--save_probabilities"], trained["env"])
+    holder_run(["predict", "-i", str(inp), "-o", str(ours), *MODEL, *FAST, "-f", "0", "--save_probabilities"],
+               trained["env"])
     run_cli(["nnUNetv2_predict", "-i", str(inp), "-o", str(theirs), *MODEL, "-f", "0", "--save_probabilities",
-             "-npp", "1", "-nps", "1"], trained["env"])
+             "-npp", "0", "-nps", "0"], trained["env"])
     a, b = np.load(ours / "tiny_008.npz")["probabilities"], np.load(theirs / "tiny_008.npz")["probabilities"]
     assert a.shape == b.shape and a.dtype == b.dtype
     # nnU-Net accumulates the Gaussian-weighted tiles in float16, which quantises the logits where

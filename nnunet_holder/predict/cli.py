@@ -59,7 +59,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         dest="num_processes_preprocessing",
         type=int,
         default=_env_int("nnUNet_npp", 3),
-        help="preprocessing processes (default: $nnUNet_npp or 3)",
+        help="preprocessing processes (default: $nnUNet_npp or 3); -npp 0 -nps 0 is nnUNetv2_predict's "
+        "sequential mode: everything in this process",
     )
     p.add_argument(
         "-nps",
@@ -109,8 +110,10 @@ def check_model_arguments(args: argparse.Namespace) -> None:
         )
     if not 0 < args.step_size <= 1:
         raise SystemExit(f"-step_size {args.step_size}: must be in (0, 1], as in nnU-Net")
-    if args.num_processes_preprocessing < 1 or args.num_processes_export < 1:
-        raise SystemExit("-npp and -nps must be at least 1")
+    if args.num_processes_preprocessing < 0 or args.num_processes_export < 0:
+        raise SystemExit(
+            "-npp and -nps must be at least 0 (both 0: no worker processes, as nnUNetv2_predict)"
+        )
     if args.overwrite and args.continue_prediction:
         raise SystemExit("--overwrite and --continue_prediction contradict each other; pass one")
 

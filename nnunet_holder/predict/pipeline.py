@@ -2,7 +2,8 @@
 
 nnU-Net's route (`predict_from_data_iterator`): worker processes read and preprocess cases ahead
 of the network, the network predicts one case at a time, and another pool resamples and writes
-the segmentations. Here both pools live for the whole folder, and at most `npp + 1` preprocessed
+the segmentations. Here both pools live for the whole folder (with `-npp 0 -nps 0`, nnU-Net's
+sequential mode, their work is done in this process instead), and at most `npp + 1` preprocessed
 cases wait for the network and at most `nps + 2` predictions wait for export, so memory stays
 bounded however many cases the folder holds. A case that fails to read, preprocess, predict or
 export fails alone, with its reason in its report. Every file is written under a temporary name
@@ -144,6 +145,44 @@ def remove_partial_files(output_dir: Path, cases: Sequence[str]) -> None:
             leftover.unlink()
 
 
+class _Finished:
+    """The result of a call already made in this process, with the methods of an AsyncResult."""
+
+    def __init__(self, fn, args: tuple) -> None:
+        self._value, self._error = None, None
+        try:
+            self._value = fn(*args)
+        except Exception as e:  # re-raised by get(), where a pool's result would raise it
+            self._error = e
+
+    def ready(self) -> bool:
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        pass
+
+    def get(self):  # noqa: ANN201 (whatever the call returned)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _InThisProcess:
+    """A stand-in for a worker pool that does each task in this process when it is submitted
+    (nnUNetv2_predict's `-npp 0 -nps 0`: no worker processes, each of which imports torch)."""
+
+    _pool: list = []
+
+    def __enter__(self) -> _InThisProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def apply_async(self, fn, args: tuple) -> _Finished:
+        return _Finished(fn, args)
+
+
 def _wait(result, workers: list, what: str):
     """`result` once ready; a dead worker (killed by the OS, e.g. for RAM) would otherwise hang us."""
     while not result.ready():
@@ -173,13 +212,14 @@ def predict_cases(
     """
     model = ModelFiles.of(predictor)
     reports: dict[str, CaseReport] = {}
+    sequential = num_processes_preprocessing == 0 and num_processes_export == 0  # nnUNetv2_predict's rule
     # as nnU-Net: never more workers than cases (each spawned worker imports torch and nnU-Net)
     num_processes_preprocessing = max(1, min(num_processes_preprocessing, len(cases)))
     num_processes_export = max(1, min(num_processes_export, len(cases)))
     context = multiprocessing.get_context("spawn")  # like nnU-Net: no forked CUDA or torch threads
     with (
-        context.Pool(max(1, num_processes_preprocessing)) as pre_pool,
-        context.Pool(max(1, num_processes_export)) as export_pool,
+        _InThisProcess() if sequential else context.Pool(num_processes_preprocessing) as pre_pool,
+        _InThisProcess() if sequential else context.Pool(num_processes_export) as export_pool,
     ):
         pre_workers, export_workers = list(pre_pool._pool), list(export_pool._pool)
         todo = deque(cases)
