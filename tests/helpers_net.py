@@ -44,3 +44,20 @@ def randomise_norms(net: nn.Module, seed: int = 0) -> None:
         for name, p in net.named_parameters():
             if p.dim() == 2 and "norm" in name:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.3 + (1.0 if name.endswith("weight") else 0.0))
+
+
+def assert_explicit_outputs_agree(net: nn.Module, subsets: list[tuple[int, ...]], num_classes: int) -> None:
+    """`training_output`, `subset_logits` and `predict` of a network give the same logits per subset."""
+    from nnunet_holder.subsets import subset_mask
+
+    mask = subset_mask(subsets, net.num_modalities)
+    x = torch.randn(2, net.num_modalities, 16, 16, 16)
+    with torch.no_grad():
+        train = net(x, mask)["logits"][0]
+        one_pass = net.subset_logits(x, mask)
+        net.decoder.deep_supervision = False
+        for s, subset in enumerate(subsets):
+            pred = net.predict(x, torch.tensor(subset))
+            assert pred.shape == (2, num_classes, 16, 16, 16)
+            assert (pred - one_pass[:, s]).abs().max() < 1e-4
+            assert (pred - train[:, s]).abs().max() < 1e-4

@@ -12,7 +12,7 @@ from torch import nn
 
 from nnunet_holder.losses import HolderMILoss
 from nnunet_holder.subsets import all_subsets, subset_mask
-from tests.helpers_net import BACKBONES, plain_kwargs, randomise_norms
+from tests.helpers_net import BACKBONES, assert_explicit_outputs_agree, plain_kwargs, randomise_norms
 
 M, C, F = 4, 3, 5
 SUBSETS = all_subsets(M)
@@ -106,17 +106,7 @@ def test_learned_operators_start_as_the_mean(name):
 @pytest.mark.parametrize("kind", ["plain", "resenc"])
 @pytest.mark.parametrize("fusion", OPS)
 def test_prediction_subset_logits_and_training_output_agree(kind, fusion):
-    net = make_net(fusion, kind).eval()
-    x = torch.randn(2, M, 16, 16, 16)
-    with torch.no_grad():
-        train = net(x, ALL)["logits"][0]
-        one_pass = net.subset_logits(x, ALL)
-        net.decoder.deep_supervision = False
-        for s, subset in enumerate(SUBSETS):
-            pred = net.predict(x, idx(subset))
-            assert pred.shape == (2, C, 16, 16, 16)
-            assert (pred - one_pass[:, s]).abs().max() < 1e-4
-            assert (pred - train[:, s]).abs().max() < 1e-4
+    assert_explicit_outputs_agree(make_net(fusion, kind).eval(), SUBSETS, C)
 
 
 @pytest.mark.parametrize("fusion", OPS)

@@ -9,7 +9,7 @@ import torch
 from nnunet_holder.architectures import InputFusionNet, ModalityNorm
 
 from nnunet_holder.subsets import all_subsets, subset_mask
-from tests.helpers_net import BACKBONES
+from tests.helpers_net import BACKBONES, assert_explicit_outputs_agree
 
 M, C = 4, 3
 SUBSETS = all_subsets(M)
@@ -24,17 +24,7 @@ def make_net(kind: str = "plain") -> InputFusionNet:
 
 @pytest.mark.parametrize("kind", ["plain", "resenc"])
 def test_prediction_subset_logits_and_training_output_agree(kind):
-    net = make_net(kind).eval()
-    x = torch.randn(2, M, 16, 16, 16)
-    with torch.no_grad():
-        train = net(x, ALL)["logits"][0]
-        one_pass = net.subset_logits(x, ALL)
-        net.decoder.deep_supervision = False
-        for s, subset in enumerate(SUBSETS):
-            pred = net.predict(x, torch.tensor(subset))
-            assert pred.shape == (2, C, 16, 16, 16)
-            assert (pred - one_pass[:, s]).abs().max() < 1e-4
-            assert (pred - train[:, s]).abs().max() < 1e-4
+    assert_explicit_outputs_agree(make_net(kind).eval(), SUBSETS, C)
 
 
 def test_the_plans_own_network_with_its_own_norms():
