@@ -1,0 +1,19 @@
+# The CPU experiment scale at twice the iterations (160 x 20): the budget at which modality
+# dropout's validation curve reaches its plateau (docs/synthetic_comparison.md).
+from nnunet_holder.trainers import (
+    HolderMITrainer_inputFusion_small,
+    nnUNetTrainer_small,
+    nnUNetTrainerModalityDropout_small,
+)
+
+
+class HolderMITrainer_inputFusion_small160(HolderMITrainer_inputFusion_small):
+    overrides = {"num_epochs": 160}
+
+
+class nnUNetTrainerModalityDropout_small160(nnUNetTrainerModalityDropout_small):
+    overrides = {"num_epochs": 160}
+
+
+class nnUNetTrainer_small160(nnUNetTrainer_small):
+    overrides = {"num_epochs": 160}
