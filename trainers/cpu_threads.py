@@ -12,20 +12,11 @@ nnU-Net's choice stands; on CUDA nnU-Net's single thread always stands.
 
 from __future__ import annotations
 
-import os
+from nnunet_holder.trainers.environment import int_from_environment
 
 THREADS_VARIABLE = "nnUNet_torch_threads"
 
 
 def threads_from_environment() -> int | None:
     """The torch threads of a CPU training from `nnUNet_torch_threads`, or None where unset or empty."""
-    value = os.environ.get(THREADS_VARIABLE, "").strip()
-    if not value:
-        return None
-    try:
-        threads = int(value)
-    except ValueError:
-        raise SystemExit(f"{THREADS_VARIABLE}={value!r} is not an integer") from None
-    if threads < 1:
-        raise SystemExit(f"{THREADS_VARIABLE}={threads} must be at least 1")
-    return threads
+    return int_from_environment(THREADS_VARIABLE, 1)

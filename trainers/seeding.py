@@ -13,29 +13,20 @@ rounding of the CPU kernels). Unset, nothing is seeded: nnU-Net's behaviour.
 from __future__ import annotations
 
 import functools
-import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import torch
+from nnunet_holder.trainers.environment import int_from_environment
 
 SEED_VARIABLE = "nnUNet_seed"
 
 
 def seed_from_environment() -> int | None:
     """The run's seed from `nnUNet_seed`, or None where it is unset or empty."""
-    value = os.environ.get(SEED_VARIABLE, "").strip()
-    if not value:
-        return None
-    try:
-        seed = int(value)
-    except ValueError:
-        raise SystemExit(f"{SEED_VARIABLE}={value!r} is not an integer") from None
-    if not 0 <= seed < 2**31:
-        raise SystemExit(f"{SEED_VARIABLE}={seed} must be in [0, 2**31)")
-    return seed
+    return int_from_environment(SEED_VARIABLE, 0, 2**31)
 
 
 def seed_everything(seed: int) -> None:
