@@ -1,7 +1,9 @@
 # The CPU experiment scale at twice the iterations (160 x 20): the budget at which modality
 # dropout's validation curve reaches its plateau (docs/synthetic_comparison.md).
 from nnunet_holder.trainers import (
+    HolderMITrainer_featureFusion_small,
     HolderMITrainer_inputFusion_small,
+    HolderMITrainer_small,
     nnUNetTrainer_small,
     nnUNetTrainerModalityDropout_small,
 )
@@ -16,4 +18,12 @@ class nnUNetTrainerModalityDropout_small160(nnUNetTrainerModalityDropout_small):
 
 
 class nnUNetTrainer_small160(nnUNetTrainer_small):
+    overrides = {"num_epochs": 160}
+
+
+class HolderMITrainer_small160(HolderMITrainer_small):
+    overrides = {"num_epochs": 160}
+
+
+class HolderMITrainer_featureFusion_small160(HolderMITrainer_featureFusion_small):
     overrides = {"num_epochs": 160}
