@@ -52,9 +52,16 @@ def make_case(seed, m, use_sigmoid, num_scales=3, spatial=(8, 6, 4), subsets=Non
     return output, targets, subsets
 
 
-def reference_loss(output, targets, subsets, use_sigmoid, ds_weights, divergence, batch_dice,
-                   lambda_hd=1.0, lambda_mi=1.0, alpha=1.1, class_weights=None):
-    """The loss written as the paper's loop: one subset at a time, nnU-Net's Dice as nnU-Net builds it."""
+def reference_loss(*args, **kwargs):
+    """The paper's loss: the mean over subsets of `reference_terms`, and the per-subset Dice terms."""
+    per_subset, dices = reference_terms(*args, **kwargs)
+    return per_subset.mean(), dices
+
+
+def reference_terms(output, targets, subsets, use_sigmoid, ds_weights, divergence, batch_dice,
+                    lambda_hd=1.0, lambda_mi=1.0, alpha=1.1, class_weights=None):
+    """Each subset's loss L_S written as the paper's loop: one subset at a time, nnU-Net's Dice as
+    nnU-Net builds it. Returns (L_S per subset, the Dice part of each)."""
     dice_loss = MemoryEfficientSoftDiceLoss(
         apply_nonlin=torch.sigmoid if use_sigmoid else softmax_helper_dim1,
         batch_dice=batch_dice, do_bg=use_sigmoid, smooth=1e-5, ddp=False,
@@ -85,7 +92,7 @@ def reference_loss(output, targets, subsets, use_sigmoid, ds_weights, divergence
             total = total + lambda_mi * gamma * nll.mean()
         per_subset.append(total)
         dices.append(dice_total)
-    return torch.stack(per_subset).mean(), torch.stack(dices)
+    return torch.stack(per_subset), torch.stack(dices)
 
 
 @pytest.mark.parametrize("use_sigmoid", [True, False])
@@ -98,6 +105,33 @@ def test_vectorised_equals_subset_loop(use_sigmoid, batch_dice, m, num_scales):
     got = loss(output, targets)
     expected, _ = reference_loss(output, targets, subsets, use_sigmoid, weights, "holder", batch_dice)
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("use_sigmoid", [True, False])
+@pytest.mark.parametrize(
+    "full_set_weight,reduction", [(2.0, "mean"), (1.0, "sum"), (3.0, "sum"), (0.0, "mean")]
+)
+def test_subset_weights_equal_weighted_subset_loop(use_sigmoid, full_set_weight, reduction):
+    """(Σ_{S≠F} L_S + ω L_F) / Z with the full set last, Z = n − 1 + ω ("mean") or 1 ("sum")."""
+    subsets = [(1,), (0, 2), (0, 1, 2)]  # a `sample k` step: the full set last
+    output, targets, _ = make_case(11, 3, use_sigmoid, subsets=subsets)
+    weights = nnunet_ds_weights(3)
+    loss = HolderMILoss(use_sigmoid, ds_weights=weights, full_set_weight=full_set_weight,
+                        subset_reduction=reduction)
+    got = loss(output, targets)
+    terms, _ = reference_terms(output, targets, subsets, use_sigmoid, weights, "holder", False)
+    total = terms[:-1].sum() + full_set_weight * terms[-1]
+    expected = total / (len(subsets) - 1 + full_set_weight) if reduction == "mean" else total
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    paper = HolderMILoss(use_sigmoid, ds_weights=weights)(output, targets)
+    assert got.item() != pytest.approx(paper.item(), rel=1e-3)
+
+
+def test_subset_weights_refuse_bad_values():
+    with pytest.raises(ValueError, match="full_set_weight"):
+        HolderMILoss(True, full_set_weight=-1.0)
+    with pytest.raises(ValueError, match="subset_reduction"):
+        HolderMILoss(True, subset_reduction="max")
 
 
 @pytest.mark.parametrize("use_sigmoid", [True, False])

@@ -74,6 +74,8 @@ CHECKED_SETTINGS = {
     "lambda_mi",
     "detach_teacher",
     "subsets_per_step",
+    "full_set_weight",
+    "subset_reduction",
     "learned_fusion",
     "network_class",
     "fusion",
@@ -151,6 +153,8 @@ def _check_loss(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None:
     assert loss.lambda_hd == cls.lambda_hd
     assert loss.lambda_mi == cls.lambda_mi
     assert loss.mi.detach_teacher is cls.detach_teacher
+    assert loss.full_set_weight == cls.full_set_weight
+    assert loss.subset_reduction == cls.subset_reduction
     # one weight per deep-supervision output, or a single scale without deep supervision
     assert (len(loss.ds_weights) > 1) is trainer.enable_deep_supervision
     if cls.divergence is None:
@@ -201,7 +205,8 @@ def _check_subsets(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None
     expected = num_subsets if cls.subsets_per_step is None else min(cls.subsets_per_step, num_subsets)
     assert mask.shape == (expected, m)
     assert len(rows) == expected  # no subset drawn twice
-    assert (1,) * m in rows  # the full set is always trained (the MI teacher)
+    # the full set is always trained (the MI teacher), last: where the loss's full_set_weight looks
+    assert tuple(int(v) for v in mask[-1]) == (1,) * m
     assert all(any(row) for row in rows)
 
 

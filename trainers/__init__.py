@@ -29,8 +29,10 @@ from nnunet_holder.trainers.variants.feature_fusion import (
 from nnunet_holder.trainers.variants.input_fusion import (
     HolderMITrainer_inputFusion,
     HolderMITrainer_inputFusion_5epochs,
+    HolderMITrainer_inputFusion_fullSetWeight2,
     HolderMITrainer_inputFusion_small,
     HolderMITrainer_inputFusion_smoke,
+    HolderMITrainer_inputFusion_sumSubsets,
 )
 from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_alpha1p05,
@@ -105,6 +107,8 @@ ALL_TRAINERS = (
     HolderMITrainer_inputFusion_5epochs,
     HolderMITrainer_inputFusion_smoke,
     HolderMITrainer_inputFusion_small,
+    HolderMITrainer_inputFusion_fullSetWeight2,
+    HolderMITrainer_inputFusion_sumSubsets,
     nnUNetTrainer_smoke,
     nnUNetTrainer_small,
     nnUNetTrainerModalityDropout,

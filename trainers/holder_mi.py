@@ -77,6 +77,10 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     detach_teacher: ClassVar[bool] = True
     subsets_per_step: ClassVar[int | None] = None
     """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
+    full_set_weight: ClassVar[float] = 1.0
+    """The weight of the full set's loss term relative to each other subset's (the paper: 1)."""
+    subset_reduction: ClassVar[str] = "mean"
+    """How the subsets' loss terms are combined: "mean" (the paper) or "sum" (see `HolderMILoss`)."""
     learned_fusion: ClassVar[bool] = False
     """False: fuse by the plain mean of logits (the paper). True: learned per-(modality, class) weights."""
     checkpoint_selection: ClassVar[str] = "subsets"
@@ -143,6 +147,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             lambda_hd=self.lambda_hd,
             lambda_mi=self.lambda_mi,
             detach_teacher=self.detach_teacher,
+            full_set_weight=self.full_set_weight,
+            subset_reduction=self.subset_reduction,
             batch_dice=self.configuration_manager.batch_dice,
             ddp=self.is_ddp,
         )

@@ -27,3 +27,19 @@ class HolderMITrainer_small160(HolderMITrainer_small):
 
 class HolderMITrainer_featureFusion_small160(HolderMITrainer_featureFusion_small):
     overrides = {"num_epochs": 160}
+
+
+class HolderMITrainer_inputFusion_fullSetWeight2_small160(HolderMITrainer_inputFusion_small160):
+    full_set_weight = 2.0
+
+
+class HolderMITrainer_inputFusion_sumSubsets_small160(HolderMITrainer_inputFusion_small160):
+    subset_reduction = "sum"
+
+
+class HolderMITrainer_inputFusion_noMI_small160(HolderMITrainer_inputFusion_small160):
+    lambda_mi = 0.0
+
+
+class HolderMITrainer_inputFusion_noHD_small160(HolderMITrainer_inputFusion_small160):
+    divergence = None

@@ -27,7 +27,12 @@ class HolderMILoss(nn.Module):
                Σ_{i∈S} h_i^k / |S| of the per-modality logits; the feature-fusion network:
                one decoder pass over the fused features)
         L_S   = Σ_k w_k [ Dice(Ŷ_S^k, Y^k) + λ2 · D(Ŷ_S^k, Y^k) ] + λ1 · Σ_j γ_j MI_S^j
-        L     = mean over the subsets S of L_S
+        L     = (Σ_{S ≠ F} L_S + ω · L_F) / Z
+
+    over the n subsets of the step, F the full set (the last subset of the step, as the trainers
+    order them), ω = `full_set_weight` and Z = n − 1 + ω (`subset_reduction` "mean"; ω = 1 gives the
+    paper's mean over subsets) or Z = 1 ("sum": each subset's term counts as a whole nnU-Net loss,
+    meant for a few subsets per step).
 
     Dice is nnU-Net's `MemoryEfficientSoftDiceLoss` (its value is −mean soft Dice, so L can be
     negative, as nnU-Net's own loss): on sigmoid probabilities with every region for region
@@ -48,6 +53,8 @@ class HolderMILoss(nn.Module):
         detach_teacher: detach the full-modality features d_f in the MI term.
         batch_dice, ddp, smooth: passed to nnU-Net's Dice (ddp: gather the batch-Dice sums over
             ranks; every rank must then see the same number of subsets).
+        full_set_weight: ω, the weight of the full set's term relative to each other subset's.
+        subset_reduction: "mean" (divide by the sum of the subset weights) or "sum".
         log_dice_per_subset: also report each subset's Dice loss at the first weighted scale
             (one extra no-grad pass over the probabilities, this rank's values only).
 
@@ -77,6 +84,8 @@ class HolderMILoss(nn.Module):
         batch_dice: bool = False,
         ddp: bool = False,
         smooth: float = 1e-5,
+        full_set_weight: float = 1.0,
+        subset_reduction: str = "mean",
         log_dice_per_subset: bool = False,
     ) -> None:
         super().__init__()
@@ -85,6 +94,12 @@ class HolderMILoss(nn.Module):
             raise ValueError(f"ds_weights must be non-negative with at least one > 0, got {ds_weights}")
         if lambda_hd < 0 or lambda_mi < 0:
             raise ValueError(f"lambda_hd and lambda_mi must be >= 0, got {lambda_hd}, {lambda_mi}")
+        if full_set_weight < 0:
+            raise ValueError(f"full_set_weight must be >= 0, got {full_set_weight}")
+        if subset_reduction not in ("mean", "sum"):
+            raise ValueError(f"subset_reduction must be 'mean' or 'sum', got {subset_reduction!r}")
+        self.full_set_weight = float(full_set_weight)
+        self.subset_reduction = subset_reduction
         self.use_sigmoid = use_sigmoid
         self.ds_weights = weights
         self.lambda_hd = float(lambda_hd)
@@ -119,9 +134,10 @@ class HolderMILoss(nn.Module):
             )
         device = logits[0].device
         num_subsets = logits[0].shape[1] if logits[0].ndim >= 4 else 0
+        full_weight = self.full_set_weight if num_subsets > 1 else 1.0
         with autocast_off(device):
             zero = logits[0].new_zeros((), dtype=torch.float32)
-            dice, hd, per_subset = zero, zero, None
+            dice, hd, per_subset, full = zero, zero, None, zero
             for w, h, y in zip(self.ds_weights, logits, targets, strict=True):
                 if w == 0:
                     continue
@@ -137,14 +153,39 @@ class HolderMILoss(nn.Module):
                     per_subset = self._dice_per_subset(probs, onehot, num_subsets)
                 if self.divergence is not None:
                     hd = hd + w * self.divergence(fused, y.unsqueeze(1), class_dim=2)
+                if full_weight != 1:
+                    full = full + w * self._full_set_term(fused, probs, onehot, y)
             mi = self._mi(output, num_subsets, device)
             loss = dice + self.lambda_hd * hd + self.lambda_mi * mi
+            if full_weight != 1:
+                full = full + self.lambda_mi * self._mi(output, num_subsets, device, full_set_only=True)
+            loss = self._reduce_subsets(loss, full, num_subsets, full_weight)
         parts: dict[str, float | list[float]] = dict(
             zip(("dice", "hd", "mi"), torch.stack([dice, hd, mi]).detach().tolist(), strict=True)
         )
         if per_subset is not None:
             parts["dice_per_subset"] = per_subset.tolist()
         return loss, parts
+
+    def _reduce_subsets(
+        self, mean_loss: torch.Tensor, full: torch.Tensor, num_subsets: int, full_weight: float
+    ) -> torch.Tensor:
+        """(Σ_{S≠F} L_S + ω L_F) / Z from the mean over subsets and the full set's term L_F."""
+        n = max(num_subsets, 1)
+        if full_weight == 1:
+            return mean_loss if self.subset_reduction == "mean" else n * mean_loss
+        total = n * mean_loss + (full_weight - 1) * full
+        return total / (n - 1 + full_weight) if self.subset_reduction == "mean" else total
+
+    def _full_set_term(
+        self, fused: torch.Tensor, probs: torch.Tensor, onehot: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """Dice + λ2·D of the last subset of the step (the full set) at one scale."""
+        channels = probs.shape[1] // fused.shape[1]
+        term = self.dice(probs[:, -channels:], onehot[:, -channels:])
+        if self.divergence is not None:
+            term = term + self.lambda_hd * self.divergence(fused[:, -1:], y.unsqueeze(1), class_dim=2)
+        return term
 
     def _dice_inputs(self, fused: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities (B, S·C', *sp) and one-hot targets repeated per subset, C' = C (sigmoid) or C − 1.
@@ -173,8 +214,12 @@ class HolderMILoss(nn.Module):
                 for i in range(num_subsets)
             ])
 
-    def _mi(self, output: dict, num_subsets: int, device: torch.device) -> torch.Tensor:
+    def _mi(
+        self, output: dict, num_subsets: int, device: torch.device, full_set_only: bool = False
+    ) -> torch.Tensor:
         if self.lambda_mi == 0:
+            if full_set_only:
+                return torch.zeros((), device=device)
             # Without this zero-weighted term the MI regressors, which the network still runs, would
             # get no gradient, and DDP (no find_unused_parameters in nnU-Net) stops at the next step.
             learned = [*output.get("mi_pred", []), *output.get("mi_var", [])]
@@ -190,4 +235,7 @@ class HolderMILoss(nn.Module):
         if any(p.shape[1] != num_subsets for p in preds):
             raise ValueError(f"mi_pred must have {num_subsets} subsets on axis 1, like the logits")
         gammas = mi_stage_weights(len(preds))
-        return sum(g * self.mi(p, t, v) for g, p, t, v in zip(gammas, preds, targets, variances, strict=True))
+        stages = zip(gammas, preds, targets, variances, strict=True)
+        if full_set_only:
+            return sum(g * self.mi.per_subset(p, t, v)[-1] for g, p, t, v in stages)
+        return sum(g * self.mi(p, t, v) for g, p, t, v in stages)

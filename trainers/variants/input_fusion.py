@@ -8,7 +8,9 @@ scale, variational MI between each subset's bottleneck and the full set's). Each
 subset, as modality dropout trains one random subset) makes a step cost two forward-backward
 passes of the baseline's network. So the difference from modality dropout is what the paper's
 method adds: the full set in every step, the Hölder term and the MI alignment of every subset's
-features with the full set's.
+features with the full set's. Averaging the two subsets' losses gives the full set half the
+gradient that vanilla nnU-Net gives it; the `_fullSetWeight2` and `_sumSubsets` variants change
+only how the step's subsets are weighted (`HolderMILoss`).
 """
 
 from nnunet_holder.architectures import InputFusionNet
@@ -26,6 +28,19 @@ class HolderMITrainer_inputFusion(HolderMITrainer):
     @classmethod
     def network_options(cls) -> dict:
         return {"width": cls.width, "mi_stages": cls.mi_stages}
+
+
+class HolderMITrainer_inputFusion_fullSetWeight2(HolderMITrainer_inputFusion):
+    """The full set's term counts twice in the mean over the step's subsets (2/3 of the loss)."""
+
+    full_set_weight = 2.0
+
+
+class HolderMITrainer_inputFusion_sumSubsets(HolderMITrainer_inputFusion):
+    """The step's subset terms are summed: the full set gets vanilla nnU-Net's gradient, the random
+    subset modality dropout's, each plus the paper's terms."""
+
+    subset_reduction = "sum"
 
 
 class HolderMITrainer_inputFusion_5epochs(HolderMITrainer_inputFusion):
