@@ -155,10 +155,9 @@ class HolderMILoss(nn.Module):
                     hd = hd + w * self.divergence(fused, y.unsqueeze(1), class_dim=2)
                 if full_weight != 1:
                     full = full + w * self._full_set_term(fused, probs, onehot, y)
-            mi = self._mi(output, num_subsets, device)
+            mi, mi_full = self._mi(output, num_subsets, device)
             loss = dice + self.lambda_hd * hd + self.lambda_mi * mi
-            if full_weight != 1:
-                full = full + self.lambda_mi * self._mi(output, num_subsets, device, full_set_only=True)
+            full = full + self.lambda_mi * mi_full
             loss = self._reduce_subsets(loss, full, num_subsets, full_weight)
         parts: dict[str, float | list[float]] = dict(
             zip(("dice", "hd", "mi"), torch.stack([dice, hd, mi]).detach().tolist(), strict=True)
@@ -171,9 +170,9 @@ class HolderMILoss(nn.Module):
         self, mean_loss: torch.Tensor, full: torch.Tensor, num_subsets: int, full_weight: float
     ) -> torch.Tensor:
         """(Σ_{S≠F} L_S + ω L_F) / Z from the mean over subsets and the full set's term L_F."""
+        if full_weight == 1 and self.subset_reduction == "mean":
+            return mean_loss  # the paper's loss, as computed
         n = max(num_subsets, 1)
-        if full_weight == 1:
-            return mean_loss if self.subset_reduction == "mean" else n * mean_loss
         total = n * mean_loss + (full_weight - 1) * full
         return total / (n - 1 + full_weight) if self.subset_reduction == "mean" else total
 
@@ -214,18 +213,14 @@ class HolderMILoss(nn.Module):
                 for i in range(num_subsets)
             ])
 
-    def _mi(
-        self, output: dict, num_subsets: int, device: torch.device, full_set_only: bool = False
-    ) -> torch.Tensor:
+    def _mi(self, output: dict, num_subsets: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Σ_j γ_j MI^j: its mean over the step's subsets and its value for the last one (the full set)."""
         if self.lambda_mi == 0:
-            if full_set_only:
-                return torch.zeros((), device=device)
             # Without this zero-weighted term the MI regressors, which the network still runs, would
             # get no gradient, and DDP (no find_unused_parameters in nnU-Net) stops at the next step.
             learned = [*output.get("mi_pred", []), *output.get("mi_var", [])]
-            if not learned:
-                return torch.zeros((), device=device)
-            return 0.0 * sum(t.float().sum() for t in learned)
+            zero = torch.zeros((), device=device)
+            return (0.0 * sum(t.float().sum() for t in learned) if learned else zero), zero
         missing = [k for k in ("mi_pred", "mi_target", "mi_var") if k not in output]
         if missing:
             raise KeyError(f"lambda_mi > 0 needs the network outputs {missing}")
@@ -235,7 +230,7 @@ class HolderMILoss(nn.Module):
         if any(p.shape[1] != num_subsets for p in preds):
             raise ValueError(f"mi_pred must have {num_subsets} subsets on axis 1, like the logits")
         gammas = mi_stage_weights(len(preds))
-        stages = zip(gammas, preds, targets, variances, strict=True)
-        if full_set_only:
-            return sum(g * self.mi.per_subset(p, t, v)[-1] for g, p, t, v in stages)
-        return sum(g * self.mi(p, t, v) for g, p, t, v in stages)
+        # one per-subset evaluation per stage; its mean is exactly what self.mi returns
+        per_stage = zip(gammas, preds, targets, variances, strict=True)
+        stages = [(g, self.mi.per_subset(p, t, v)) for g, p, t, v in per_stage]
+        return sum(g * ps.mean() for g, ps in stages), sum(g * ps[-1] for g, ps in stages)
