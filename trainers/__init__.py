@@ -29,6 +29,7 @@ from nnunet_holder.trainers.variants.feature_fusion import (
 from nnunet_holder.trainers.variants.input_fusion import (
     HolderMITrainer_inputFusion,
     HolderMITrainer_inputFusion_5epochs,
+    HolderMITrainer_inputFusion_BCE,
     HolderMITrainer_inputFusion_fullSetWeight2,
     HolderMITrainer_inputFusion_small,
     HolderMITrainer_inputFusion_smoke,
@@ -109,6 +110,7 @@ ALL_TRAINERS = (
     HolderMITrainer_inputFusion_small,
     HolderMITrainer_inputFusion_fullSetWeight2,
     HolderMITrainer_inputFusion_sumSubsets,
+    HolderMITrainer_inputFusion_BCE,
     nnUNetTrainer_smoke,
     nnUNetTrainer_small,
     nnUNetTrainerModalityDropout,

@@ -40,3 +40,7 @@ class HolderMITrainer_inputFusion_sumSubsets_small160(HolderMITrainer_inputFusio
 class HolderMITrainer_inputFusion_noMI_small160(HolderMITrainer_inputFusion_small160):
     lambda_mi = 0.0
 
+
+
+class HolderMITrainer_inputFusion_BCE_small160(HolderMITrainer_inputFusion_small160):
+    divergence = "bce"

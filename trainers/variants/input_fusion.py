@@ -10,7 +10,8 @@ passes of the baseline's network. So the difference from modality dropout is wha
 method adds: the full set in every step, the Hölder term and the MI alignment of every subset's
 features with the full set's. Averaging the two subsets' losses gives the full set half the
 gradient that vanilla nnU-Net gives it; the `_fullSetWeight2` and `_sumSubsets` variants change
-only how the step's subsets are weighted (`HolderMILoss`).
+only how the step's subsets are weighted (`HolderMILoss`), and `_BCE` puts nnU-Net's own
+cross-entropy where the Hölder term is, so each subset gets exactly vanilla nnU-Net's Dice + CE.
 """
 
 from nnunet_holder.architectures import InputFusionNet
@@ -41,6 +42,12 @@ class HolderMITrainer_inputFusion_sumSubsets(HolderMITrainer_inputFusion):
     subset modality dropout's, each plus the paper's terms."""
 
     subset_reduction = "sum"
+
+
+class HolderMITrainer_inputFusion_BCE(HolderMITrainer_inputFusion):
+    """nnU-Net's binary cross-entropy per region in place of the Hölder divergence."""
+
+    divergence = "bce"
 
 
 class HolderMITrainer_inputFusion_5epochs(HolderMITrainer_inputFusion):
