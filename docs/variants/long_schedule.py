@@ -44,3 +44,7 @@ class HolderMITrainer_inputFusion_noMI_small160(HolderMITrainer_inputFusion_smal
 
 class HolderMITrainer_inputFusion_BCE_small160(HolderMITrainer_inputFusion_small160):
     divergence = "bce"
+
+
+class HolderMITrainer_inputFusion_noHD_small160(HolderMITrainer_inputFusion_small160):
+    divergence = None
