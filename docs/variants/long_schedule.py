@@ -41,7 +41,6 @@ class HolderMITrainer_inputFusion_noMI_small160(HolderMITrainer_inputFusion_smal
     lambda_mi = 0.0
 
 
-
 class HolderMITrainer_inputFusion_BCE_small160(HolderMITrainer_inputFusion_small160):
     divergence = "bce"
 
