@@ -1,13 +1,13 @@
 """`nnunet-holder demo`: the whole pipeline on synthetic BraTS-like data, HolderMITrainer vs baselines.
 
-Synthetic cases (real MNI152 anatomy, 6 mm) are written in the BraTS 2020 raw layout, converted
+Synthetic cases (real MNI152 anatomy, 8 mm) are written in the BraTS 2020 raw layout, converted
 with `convert-brats` (16 held-out test cases go to imagesTs), planned and preprocessed by the real
 `nnUNetv2_plan_and_preprocess`, given the CPU experiment configuration `3d_small` (`plan-small`),
-and `nnunet-holder compare` trains HolderMITrainer_small, nnUNetTrainer_small and
-nnUNetTrainerModalityDropout_small (one seed, the same schedule) with the real `nnUNetv2_train`
-and evaluates every modality subset on the test set. `report.md` holds the tables, the training
-curves with their plateau epochs, the figures and a verdict that cites the seed-to-seed spread of
-the recorded multi-seed comparison.
+and `nnunet-holder compare` trains HolderMITrainer_demo, nnUNetTrainer_demo and
+nnUNetTrainerModalityDropout_demo (one seed, the same schedule, side by side on the CPU's cores)
+with the real `nnUNetv2_train` and evaluates every modality subset on the test set. `report.md`
+holds the tables, the training curves with their plateau epochs, the figures and a verdict that
+cites the seed-to-seed spread of the recorded 3-seed run of the same demo (docs/demo_record.md).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from pathlib import Path
 DATASET_ID = 990
 DATASET_NAME = "SyntheticBraTS"
 DATASET_FOLDER = f"Dataset{DATASET_ID}_{DATASET_NAME}"
-BASELINE = "nnUNetTrainer_small"
-HOLDER = "HolderMITrainer_small"
-DROPOUT = "nnUNetTrainerModalityDropout_small"
-MULTI_SEED = Path(__file__).resolve().parents[1] / "docs" / "synthetic_comparison.json"
-"""The multi-seed record of the same scale, in a source checkout (the demo cites its spread)."""
+BASELINE = "nnUNetTrainer_demo"
+HOLDER = "HolderMITrainer_demo"
+DROPOUT = "nnUNetTrainerModalityDropout_demo"
+MULTI_SEED = Path(__file__).resolve().parents[1] / "docs" / "demo_record.json"
+"""The 3-seed record of this demo, in a source checkout (the demo cites its spread)."""
 
 
 def _step(title: str, started: float) -> None:
@@ -90,7 +90,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from nnunet_holder.conversion import convert_brats
     from nnunet_holder.small_config import SMALL, add_small_configuration
     from nnunet_holder.synthetic import generate_dataset
-    from nnunet_holder.trainers.overrides import SMALL as SCHEDULE
+    from nnunet_holder.trainers.overrides import DEMO as SCHEDULE
 
     started = time.perf_counter()
     root = Path(args.output).resolve()
@@ -141,6 +141,8 @@ def run_demo(args: argparse.Namespace) -> int:
     os.environ["nnUNet_n_proc_DA"] = os.environ.get("nnUNet_n_proc_DA", "0" if args.device == "cpu" else "8")
     spread = known_spread()
     header = demo_header(args, spread)
+    jobs = training_jobs(args.device, len(trainers))
+    print(f"   {jobs} training(s) side by side")
     report = run_comparison(
         str(DATASET_ID),
         SMALL,
@@ -151,6 +153,7 @@ def run_demo(args: argparse.Namespace) -> int:
         device=args.device,
         known_spread=spread,
         header=header,
+        jobs=jobs,
     )
     _step("5/5 report", started)
     text = report.read_text().replace("TOTAL_TIME", f"{(time.perf_counter() - started) / 60:.1f} min")
@@ -161,16 +164,29 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_jobs(device: str, trainers: int) -> int:
+    """Trainings side by side: on the CPU one per core (each with its share of the threads, so a
+    2-core machine trains two models at once on one thread each, as the 3-seed record was made);
+    on CUDA one per visible GPU."""
+    if device == "cpu":
+        from nnunet_holder.compare.runs import usable_cores
+
+        return max(1, min(trainers, usable_cores()))
+    import torch
+
+    return max(1, min(trainers, torch.cuda.device_count()))
+
+
 def demo_header(args: argparse.Namespace, spread: float | None) -> str:
-    from nnunet_holder.trainers.overrides import SMALL as SCHEDULE
+    from nnunet_holder.trainers.overrides import DEMO as SCHEDULE
 
     cite = (
-        f"The recorded 3-seed comparison on this scale (docs/synthetic_comparison.md) measured a "
+        f"The recorded 3-seed run of this demo (docs/demo_record.md) measured a "
         f"seed-to-seed spread of up to {100 * spread:.1f} Dice points; the verdict below treats smaller "
         "differences as none."
         if spread is not None
         else "No multi-seed record was found beside this installation "
-        "(docs/synthetic_comparison.md in the repository): with one seed, a difference of a few points "
+        "(docs/demo_record.md in the repository): with one seed, a difference of a few points "
         "may be noise."
     )
     return (
@@ -178,7 +194,7 @@ def demo_header(args: argparse.Namespace, spread: float | None) -> str:
         f"Synthetic BraTS-like data ({args.cases} cases, {args.spacing} mm, data seed {args.seed}), "
         f"{args.test_cases} held-out test cases, configuration `3d_small` (`nnunet-holder plan-small`), "
         f"every model trained with the same schedule ({SCHEDULE['num_epochs']} epochs × "
-        f"{SCHEDULE['num_iterations_per_epoch']} iterations, the `_small` trainers) on fold 0 with "
+        f"{SCHEDULE['num_iterations_per_epoch']} iterations, the `_demo` trainers) on fold 0 with "
         f"`nnUNet_seed={args.seed}`, device `{args.device}`, total time TOTAL_TIME. Test-time mirroring "
         "is off (speed). Vanilla nnU-Net and modality dropout get zero-filled channels for missing "
         "modalities; "
@@ -195,7 +211,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="demo_output", help="working and report folder (default: demo_output)")
     p.add_argument("--cases", type=int, default=48, help="synthetic cases (default 48)")
     p.add_argument("--test-cases", type=int, default=16, help="held-out test cases (default 16)")
-    p.add_argument("--spacing", type=float, default=6.0, help="voxel size in mm (default 6: CPU-sized)")
+    p.add_argument("--spacing", type=float, default=8.0, help="voxel size in mm (default 8: CPU-sized)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="training/inference device")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")

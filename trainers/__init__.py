@@ -7,10 +7,15 @@ folder `nnunet-holder trainer-path` prints) re-exports exactly these.
 from nnunet_holder.trainers.baselines.modality_dropout import (
     nnUNetTrainerModalityDropout,
     nnUNetTrainerModalityDropout_5epochs,
+    nnUNetTrainerModalityDropout_demo,
     nnUNetTrainerModalityDropout_small,
     nnUNetTrainerModalityDropout_smoke,
 )
-from nnunet_holder.trainers.baselines.vanilla import nnUNetTrainer_small, nnUNetTrainer_smoke
+from nnunet_holder.trainers.baselines.vanilla import (
+    nnUNetTrainer_demo,
+    nnUNetTrainer_small,
+    nnUNetTrainer_smoke,
+)
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
 from nnunet_holder.trainers.variants.feature_fusion import (
     HolderMITrainer_featureFusion,
@@ -19,6 +24,7 @@ from nnunet_holder.trainers.variants.feature_fusion import (
     HolderMITrainer_featureFusion_allSubsets_small,
     HolderMITrainer_featureFusion_attention,
     HolderMITrainer_featureFusion_attention_small,
+    HolderMITrainer_featureFusion_demo,
     HolderMITrainer_featureFusion_mean,
     HolderMITrainer_featureFusion_mean_small,
     HolderMITrainer_featureFusion_meanVariance,
@@ -30,6 +36,7 @@ from nnunet_holder.trainers.variants.input_fusion import (
     HolderMITrainer_inputFusion,
     HolderMITrainer_inputFusion_5epochs,
     HolderMITrainer_inputFusion_BCE,
+    HolderMITrainer_inputFusion_demo,
     HolderMITrainer_inputFusion_fullSetWeight2,
     HolderMITrainer_inputFusion_small,
     HolderMITrainer_inputFusion_smoke,
@@ -62,6 +69,7 @@ from nnunet_holder.trainers.variants.optimizer import HolderMITrainer_paper
 from nnunet_holder.trainers.variants.subsets import HolderMITrainer_sample4
 from nnunet_holder.trainers.variants.training_length import (
     HolderMITrainer_5epochs,
+    HolderMITrainer_demo,
     HolderMITrainer_small,
     HolderMITrainer_smoke,
 )
@@ -71,6 +79,7 @@ ALL_TRAINERS = (
     HolderMITrainer_5epochs,
     HolderMITrainer_smoke,
     HolderMITrainer_small,
+    HolderMITrainer_demo,
     HolderMITrainer_paper,
     HolderMITrainer_noMI,
     HolderMITrainer_noHD,
@@ -96,6 +105,7 @@ ALL_TRAINERS = (
     HolderMITrainer_featureFusion_5epochs,
     HolderMITrainer_featureFusion_smoke,
     HolderMITrainer_featureFusion_small,
+    HolderMITrainer_featureFusion_demo,
     HolderMITrainer_featureFusion_mean,
     HolderMITrainer_featureFusion_meanVariance,
     HolderMITrainer_featureFusion_attention,
@@ -108,15 +118,18 @@ ALL_TRAINERS = (
     HolderMITrainer_inputFusion_5epochs,
     HolderMITrainer_inputFusion_smoke,
     HolderMITrainer_inputFusion_small,
+    HolderMITrainer_inputFusion_demo,
     HolderMITrainer_inputFusion_fullSetWeight2,
     HolderMITrainer_inputFusion_sumSubsets,
     HolderMITrainer_inputFusion_BCE,
     nnUNetTrainer_smoke,
     nnUNetTrainer_small,
+    nnUNetTrainer_demo,
     nnUNetTrainerModalityDropout,
     nnUNetTrainerModalityDropout_5epochs,
     nnUNetTrainerModalityDropout_smoke,
     nnUNetTrainerModalityDropout_small,
+    nnUNetTrainerModalityDropout_demo,
 )
 
 __all__ = [t.__name__ for t in ALL_TRAINERS] + ["ALL_TRAINERS"]

@@ -116,3 +116,8 @@ same for every model (equal budget in iterations). Where each model's validation
 plateaus at this budget, and where it does not yet, is measured in docs/synthetic_comparison.md.
 progress.png every 10 epochs: drawn each epoch it took a fifth of the training loop (py-spy, 2-core CPU).
 The curves that decide convergence are read from the checkpoint's log, which has every epoch."""
+
+DEMO: dict[str, Any] = {**SMALL, "num_epochs": 100}
+"""The demo's schedule: 100 epochs x 20 iterations on `3d_small` of the demo's 8 mm data, where
+HolderMITrainer, vanilla nnU-Net and modality dropout reach their plateau and three of them train
+within the demo's 20 minutes on a 2-core CPU (docs/demo_record.md)."""

@@ -98,14 +98,18 @@ def train(
             )
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:
     """The environment of training slot `slot` of `jobs` concurrent ones: on the CPU an equal share
     of this process's cores as torch threads; on CUDA one visible GPU per slot, round robin."""
     if jobs == 1:
         return {}
     if device == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return {THREADS_VARIABLE: str(max(1, cores // jobs))}
+        return {THREADS_VARIABLE: str(max(1, usable_cores() // jobs))}
     visible = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
     if not visible:
         import torch

@@ -7,7 +7,7 @@ use, as DDP requires. Validation sees all modalities.
 """
 
 import torch
-from nnunet_holder.trainers.overrides import FIVE_EPOCHS, SMALL, SMOKE, OverridesMixin
+from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE, OverridesMixin
 from nnunet_holder.trainers.setup_checks import refuse_unsupported_setup
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -37,3 +37,7 @@ class nnUNetTrainerModalityDropout_smoke(nnUNetTrainerModalityDropout):
 
 class nnUNetTrainerModalityDropout_small(nnUNetTrainerModalityDropout):
     overrides = SMALL
+
+
+class nnUNetTrainerModalityDropout_demo(nnUNetTrainerModalityDropout):
+    overrides = DEMO

@@ -4,7 +4,7 @@
 does not have, so the baseline trains exactly as long as HolderMITrainer's variants.
 """
 
-from nnunet_holder.trainers.overrides import SMALL, SMOKE, OverridesMixin
+from nnunet_holder.trainers.overrides import DEMO, SMALL, SMOKE, OverridesMixin
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
@@ -14,3 +14,7 @@ class nnUNetTrainer_smoke(OverridesMixin, nnUNetTrainer):
 
 class nnUNetTrainer_small(OverridesMixin, nnUNetTrainer):
     overrides = SMALL
+
+
+class nnUNetTrainer_demo(OverridesMixin, nnUNetTrainer):
+    overrides = DEMO

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from nnunet_holder.architectures import FeatureFusionNet
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
-from nnunet_holder.trainers.overrides import FIVE_EPOCHS, SMALL, SMOKE
+from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE
 
 
 class HolderMITrainer_featureFusion(HolderMITrainer):
@@ -65,6 +65,10 @@ class HolderMITrainer_featureFusion_smoke(HolderMITrainer_featureFusion):
 
 class HolderMITrainer_featureFusion_small(HolderMITrainer_featureFusion):
     overrides = SMALL
+
+
+class HolderMITrainer_featureFusion_demo(HolderMITrainer_featureFusion):
+    overrides = DEMO
 
 
 class HolderMITrainer_featureFusion_mean_small(HolderMITrainer_featureFusion_mean):

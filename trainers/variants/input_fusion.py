@@ -16,7 +16,7 @@ cross-entropy where the Hölder term is, so each subset gets exactly vanilla nnU
 
 from nnunet_holder.architectures import InputFusionNet
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
-from nnunet_holder.trainers.overrides import FIVE_EPOCHS, SMALL, SMOKE
+from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE
 
 
 class HolderMITrainer_inputFusion(HolderMITrainer):
@@ -60,3 +60,7 @@ class HolderMITrainer_inputFusion_smoke(HolderMITrainer_inputFusion):
 
 class HolderMITrainer_inputFusion_small(HolderMITrainer_inputFusion):
     overrides = SMALL
+
+
+class HolderMITrainer_inputFusion_demo(HolderMITrainer_inputFusion):
+    overrides = DEMO

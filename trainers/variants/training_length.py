@@ -1,7 +1,8 @@
-"""Schedules: `_5epochs` (nnU-Net's meaning), `_smoke` (tests), `_small` (the CPU experiment scale)."""
+"""Schedules: `_5epochs` (nnU-Net's meaning), `_smoke` (tests), `_small` (the CPU experiment
+scale), `_demo` (the demo's)."""
 
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
-from nnunet_holder.trainers.overrides import FIVE_EPOCHS, SMALL, SMOKE
+from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE
 
 
 class HolderMITrainer_5epochs(HolderMITrainer):
@@ -14,3 +15,7 @@ class HolderMITrainer_smoke(HolderMITrainer):
 
 class HolderMITrainer_small(HolderMITrainer):
     overrides = SMALL
+
+
+class HolderMITrainer_demo(HolderMITrainer):
+    overrides = DEMO
