@@ -118,6 +118,6 @@ progress.png every 10 epochs: drawn each epoch it took a fifth of the training l
 The curves that decide convergence are read from the checkpoint's log, which has every epoch."""
 
 DEMO: dict[str, Any] = {**SMALL, "num_epochs": 100}
-"""The demo's schedule: 100 epochs x 20 iterations on `3d_small` of the demo's 8 mm data, where
-HolderMITrainer, vanilla nnU-Net and modality dropout reach their plateau and three of them train
-within the demo's 20 minutes on a 2-core CPU (docs/demo_record.md)."""
+"""The demo's schedule: 100 epochs x 20 iterations on `3d_small` of the demo's 8 mm data, the most
+with which HolderMITrainer, vanilla nnU-Net and modality dropout all train within the demo's 20
+minutes on a 2-core CPU. Most runs reach their plateau there, not all (docs/demo_record.md)."""
