@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from nnunet_holder.trainers.cpu_threads import threads_from_environment
 from nnunetv2.run.run_training import get_trainer_from_args
 
-from nnunet_holder.compare.runs import slot_env
+from nnunet_holder.compare.runs import CHILD_THREAD_VARIABLES, slot_env
 from tests.conftest import DATASET_ID
 
 
@@ -49,9 +51,24 @@ def test_bad_thread_counts_are_refused(monkeypatch, value):
 def test_concurrent_trainings_share_the_cores_or_get_one_gpu_each(monkeypatch):
     assert slot_env(0, 1, "cpu") == {}
     cores = len(os.sched_getaffinity(0))
-    assert slot_env(1, 2, "cpu") == {"nnUNet_torch_threads": str(max(1, cores // 2))}
-    assert slot_env(0, 4 * cores, "cpu") == {"nnUNet_torch_threads": "1"}
+    assert slot_env(1, 2, "cpu")["nnUNet_torch_threads"] == str(max(1, cores // 2))
+    assert slot_env(0, 4 * cores, "cpu")["nnUNet_torch_threads"] == "1"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5")
     assert [slot_env(s, 3, "cuda") for s in range(3)] == [
         {"CUDA_VISIBLE_DEVICES": g} for g in ("3", "5", "3")
     ]
+
+
+def test_the_processes_a_concurrent_training_starts_keep_to_its_share(monkeypatch):
+    """nnU-Net's validation workers are fresh interpreters: they must see the slot's share too, as
+    torch threads and as nnU-Net's worker count (without it each took every core)."""
+    for name in CHILD_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    jobs = 4 * len(os.sched_getaffinity(0))
+    env = {**os.environ, **slot_env(0, jobs, "cpu")}
+    probe = (
+        "import torch; from nnunetv2.configuration import default_num_processes as n; "
+        "print(torch.get_num_threads(), n)"
+    )
+    seen = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert seen.stdout.split() == ["1", "1"]

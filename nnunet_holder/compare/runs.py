@@ -103,13 +103,23 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+CHILD_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "nnUNet_def_n_proc")
+"""What a concurrent CPU training's own processes read for their thread and worker counts.
+`nnUNet_torch_threads` reaches only the training process; nnU-Net's final validation starts
+`nnUNet_def_n_proc` spawn workers, each of which would import torch with a thread per core. On
+the 2-core host that froze the run beside it: its epochs took 20-31 s instead of 6 s for the
+minute of the other run's validation (docs/demo_record.md, "Concurrent trainings")."""
+
+
 def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:
     """The environment of training slot `slot` of `jobs` concurrent ones: on the CPU an equal share
-    of this process's cores as torch threads; on CUDA one visible GPU per slot, round robin."""
+    of this process's cores, for torch and for every process the training starts; on CUDA one
+    visible GPU per slot, round robin."""
     if jobs == 1:
         return {}
     if device == "cpu":
-        return {THREADS_VARIABLE: str(max(1, usable_cores() // jobs))}
+        share = str(max(1, usable_cores() // jobs))
+        return {THREADS_VARIABLE: share, **dict.fromkeys(CHILD_THREAD_VARIABLES, share)}
     visible = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
     if not visible:
         import torch
