@@ -9,7 +9,9 @@ with the other channels zeroed, and all subsets run in one batch (B, M, ...) -> 
 the MI regressors read each subset's encoder features at the deepest stages (d_S) against the
 full set's (d_f). Prediction costs one pass whatever the number k of available modalities.
 Unlike the two modality-parallel networks, this one has no per-modality norms: a missing
-modality does reach the network, as zeros, exactly as in the modality-dropout baseline.
+modality does reach the network, as zeros, exactly as in the modality-dropout baseline. With
+`availability_channels` the input also carries the subset's 0/1 mask as M constant channels, so
+the first convolution can tell an absent modality from a dark region of a present one.
 """
 
 from __future__ import annotations
@@ -22,17 +24,22 @@ from torch import nn
 class InputFusionNet(ModalityNetwork):
     """The plans' U-Net on the M channels with absent modalities zeroed, and MI regressors.
 
-    Args: those of `ModalityNetwork` (the plans' norms are kept; `width` 1.0 is nnU-Net's network).
+    Args: those of `ModalityNetwork` (the plans' norms are kept; `width` 1.0 is nnU-Net's network),
+        and `availability_channels`: also feed each input's availability mask, (M, *spatial)
+        constant maps, so the backbone has 2M input channels.
     """
 
     uses_modality_norms = False
 
-    def __init__(self, *args, deep_supervision: bool = True, **kwargs) -> None:
+    def __init__(
+        self, *args, deep_supervision: bool = True, availability_channels: bool = False, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.availability_channels = availability_channels
         plain = {**self.scaled_kwargs, "norm_op": self.base_norm, "norm_op_kwargs": self.base_norm_kwargs}
         self.backbone = self.backbone_class(
-            input_channels=self.num_modalities, num_classes=self.num_classes,
-            deep_supervision=deep_supervision, **plain,
+            input_channels=self.num_modalities * (2 if availability_channels else 1),
+            num_classes=self.num_classes, deep_supervision=deep_supervision, **plain,
         )
         self.backbone.apply(self.backbone.initialize)
         self.mi_regressors = self.make_mi_regressors(self.backbone.encoder)
@@ -51,7 +58,10 @@ class InputFusionNet(ModalityNetwork):
         of x (B, M, ...) with each row of the (S, M) mask applied, the S inputs in one batch."""
         b, s = x.shape[0], mask.shape[0]
         keep = mask.to(x.dtype).view(1, s, self.num_modalities, *[1] * (x.ndim - 2))
-        skips = self.backbone.encoder((x.unsqueeze(1) * keep).flatten(0, 1))
+        inputs = x.unsqueeze(1) * keep
+        if self.availability_channels:
+            inputs = torch.cat([inputs, keep.expand_as(inputs)], dim=2)
+        skips = self.backbone.encoder(inputs.flatten(0, 1))
         out = self.backbone.decoder(skips)
         outs = out if isinstance(out, (list, tuple)) else [out]
         return [f.view(b, s, *f.shape[1:]) for f in skips], [o.view(b, s, *o.shape[1:]) for o in outs]

@@ -1,6 +1,7 @@
 """The input-fusion network: its three explicit outputs agree, a missing modality's input never
 reaches a subset without it, the MI teacher is the full set's features whether or not the step
-trains the full set, one pass per image whatever k, and both plans backbones build."""
+trains the full set, one pass per image whatever k, both plans backbones build, and the optional
+availability channels tell an absent modality from a zero image."""
 
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ SUBSETS = all_subsets(M)
 ALL = subset_mask(SUBSETS, M)
 
 
-def make_net(kind: str = "plain") -> InputFusionNet:
+def make_net(kind: str = "plain", availability_channels: bool = False) -> InputFusionNet:
     cls, kwargs = BACKBONES[kind]
     torch.manual_seed(0)
-    return InputFusionNet(cls, kwargs(), num_modalities=M, num_classes=C, width=1.0)
+    return InputFusionNet(
+        cls, kwargs(), num_modalities=M, num_classes=C, width=1.0, availability_channels=availability_channels
+    )
 
 
+@pytest.mark.parametrize("availability_channels", [False, True])
 @pytest.mark.parametrize("kind", ["plain", "resenc"])
-def test_prediction_subset_logits_and_training_output_agree(kind):
-    assert_explicit_outputs_agree(make_net(kind).eval(), SUBSETS, C)
+def test_prediction_subset_logits_and_training_output_agree(kind, availability_channels):
+    assert_explicit_outputs_agree(make_net(kind, availability_channels).eval(), SUBSETS, C)
 
 
 def test_the_plans_own_network_with_its_own_norms():
@@ -34,8 +38,9 @@ def test_the_plans_own_network_with_its_own_norms():
     assert not InputFusionNet.uses_modality_norms
 
 
-def test_nothing_of_a_missing_modality_reaches_the_output():
-    net = make_net().eval()
+@pytest.mark.parametrize("availability_channels", [False, True])
+def test_nothing_of_a_missing_modality_reaches_the_output(availability_channels):
+    net = make_net(availability_channels=availability_channels).eval()
     x = torch.randn(2, M, 16, 16, 16)
     changed = x.clone()
     changed[:, 2] = torch.randn(2, 16, 16, 16) * 10
@@ -68,3 +73,17 @@ def test_one_pass_per_image_whatever_the_available_modalities():
     net = make_net()
     assert [net.image_passes(k) for k in range(1, M + 1)] == [1, 1, 1, 1]
     assert net.image_passes(M, subsets=15) == 15
+
+
+def test_the_availability_channels_tell_an_absent_modality_from_a_zero_image():
+    """Without them a subset and the full set with that modality's image all zeros are the same
+    input; with them the network sees which modalities the subset has."""
+    x = torch.randn(2, M, 16, 16, 16)
+    x[:, 3] = 0
+    available = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        blind = make_net().eval()
+        assert torch.equal(blind.predict(x, available), blind.predict(x, torch.arange(M)))
+        told = make_net(availability_channels=True).eval()
+        assert told.backbone.encoder.stages[0][0].convs[0].conv.in_channels == 2 * M
+        assert not torch.allclose(told.predict(x, available), told.predict(x, torch.arange(M)))

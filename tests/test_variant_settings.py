@@ -79,6 +79,7 @@ CHECKED_SETTINGS = {
     "learned_fusion",
     "network_class",
     "fusion",
+    "availability_channels",
 }
 # settings no object built by initialize() holds; comparing the class attribute with itself
 # would prove nothing, so they are listed, not tested
@@ -184,7 +185,10 @@ def _check_network(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None
         encoder = net.backbone.encoder
     # the first convolution sees one modality (the modality-parallel networks) or all of them
     first = next(m for m in encoder.modules() if isinstance(m, encoder.conv_op))
-    assert first.in_channels == (trainer.num_input_channels if isinstance(net, InputFusionNet) else 1)
+    if isinstance(net, InputFusionNet):  # and the availability mask's M channels where asked for
+        assert first.in_channels == trainer.num_input_channels * (2 if cls.availability_channels else 1)
+    else:
+        assert first.in_channels == 1
     plans_features = trainer.configuration_manager.network_arch_init_kwargs["features_per_stage"]
     # the output features of every convolution of each encoder stage (all equal in a stage)
     built = [{m.out_channels for m in s.modules() if isinstance(m, encoder.conv_op)} for s in encoder.stages]

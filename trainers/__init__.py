@@ -35,6 +35,7 @@ from nnunet_holder.trainers.variants.feature_fusion import (
 from nnunet_holder.trainers.variants.input_fusion import (
     HolderMITrainer_inputFusion,
     HolderMITrainer_inputFusion_5epochs,
+    HolderMITrainer_inputFusion_availabilityChannels,
     HolderMITrainer_inputFusion_BCE,
     HolderMITrainer_inputFusion_demo,
     HolderMITrainer_inputFusion_fullSetWeight2,
@@ -122,6 +123,7 @@ ALL_TRAINERS = (
     HolderMITrainer_inputFusion_fullSetWeight2,
     HolderMITrainer_inputFusion_sumSubsets,
     HolderMITrainer_inputFusion_BCE,
+    HolderMITrainer_inputFusion_availabilityChannels,
     nnUNetTrainer_smoke,
     nnUNetTrainer_small,
     nnUNetTrainer_demo,

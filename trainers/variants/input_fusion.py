@@ -12,7 +12,10 @@ features with the full set's. Averaging the two subsets' losses gives the full s
 gradient that vanilla nnU-Net gives it; the `_fullSetWeight2` and `_sumSubsets` variants change
 only how the step's subsets are weighted (`HolderMILoss`), and `_BCE` puts nnU-Net's own
 cross-entropy where the Hölder term is, so each subset gets exactly vanilla nnU-Net's Dice + CE.
+`_availabilityChannels` changes the network's input only: the subset's mask as M more channels.
 """
+
+from typing import ClassVar
 
 from nnunet_holder.architectures import InputFusionNet
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
@@ -25,10 +28,22 @@ class HolderMITrainer_inputFusion(HolderMITrainer):
     network_class = InputFusionNet
     width = 1.0
     subsets_per_step = 2
+    availability_channels: ClassVar[bool] = False
+    """Feed the subset's 0/1 availability mask as M more input channels (`InputFusionNet`)."""
 
     @classmethod
     def network_options(cls) -> dict:
-        return {"width": cls.width, "mi_stages": cls.mi_stages}
+        return {
+            "width": cls.width,
+            "mi_stages": cls.mi_stages,
+            "availability_channels": cls.availability_channels,
+        }
+
+
+class HolderMITrainer_inputFusion_availabilityChannels(HolderMITrainer_inputFusion):
+    """The input also carries which modalities are present: M constant 0/1 channels."""
+
+    availability_channels = True
 
 
 class HolderMITrainer_inputFusion_fullSetWeight2(HolderMITrainer_inputFusion):
