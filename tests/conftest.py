@@ -31,6 +31,27 @@ FIRST = (
 worker's queue (pytest-xdist's `--dist loadfile` gives out files in collection order)."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker gets its share of the cores as torch threads, and so do the processes it
+    starts (`OMP_NUM_THREADS` etc., the variables `compare` sets per slot). With torch's default of
+    a thread per core in both workers, small-tensor tests stalled behind spinning threads: the
+    network-agreement tests took 10-20 s in the suite and 0.4 s alone."""
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if not workers:
+        return
+    import os
+
+    import torch
+
+    from nnunet_holder.compare.runs import CHILD_THREAD_VARIABLES, usable_cores
+
+    share = max(1, usable_cores() // workers)
+    torch.set_num_threads(share)
+    for name in CHILD_THREAD_VARIABLES:
+        if name != "nnUNet_def_n_proc":  # the fixtures choose nnU-Net's worker counts themselves
+            os.environ.setdefault(name, str(share))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.path.name

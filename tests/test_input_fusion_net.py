@@ -25,8 +25,9 @@ def make_net(kind: str = "plain", availability_channels: bool = False) -> InputF
     )
 
 
-@pytest.mark.parametrize("availability_channels", [False, True])
-@pytest.mark.parametrize("kind", ["plain", "resenc"])
+@pytest.mark.parametrize(
+    ("kind", "availability_channels"), [("plain", False), ("resenc", False), ("plain", True)]
+)
 def test_prediction_subset_logits_and_training_output_agree(kind, availability_channels):
     assert_explicit_outputs_agree(make_net(kind, availability_channels).eval(), SUBSETS, C)
 
