@@ -33,7 +33,7 @@ worker's queue (pytest-xdist's `--dist loadfile` gives out files in collection o
 
 def pytest_configure(config: pytest.Config) -> None:
     """Each xdist worker gets its share of the cores as torch threads, and so do the processes it
-    starts (`OMP_NUM_THREADS` etc., the variables `compare` sets per slot). With torch's default of
+    starts (`THREAD_POOL_VARIABLES`, which `compare` also sets per slot). With torch's default of
     a thread per core in both workers, small-tensor tests stalled behind spinning threads: the
     network-agreement tests took 10-20 s in the suite and 0.4 s alone."""
     workers = getattr(config, "workerinput", {}).get("workercount")
@@ -43,13 +43,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
     import torch
 
-    from nnunet_holder.compare.runs import CHILD_THREAD_VARIABLES, usable_cores
+    from nnunet_holder.compare.runs import THREAD_POOL_VARIABLES, usable_cores
 
     share = max(1, usable_cores() // workers)
     torch.set_num_threads(share)
-    for name in CHILD_THREAD_VARIABLES:
-        if name != "nnUNet_def_n_proc":  # the fixtures choose nnU-Net's worker counts themselves
-            os.environ.setdefault(name, str(share))
+    for name in THREAD_POOL_VARIABLES:  # not nnUNet_def_n_proc: the fixtures choose nnU-Net's workers
+        os.environ.setdefault(name, str(share))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -103,7 +103,9 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-CHILD_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "nnUNet_def_n_proc")
+THREAD_POOL_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""The thread counts a fresh interpreter's native libraries read (OpenMP for torch, MKL, OpenBLAS)."""
+CHILD_THREAD_VARIABLES = (*THREAD_POOL_VARIABLES, "nnUNet_def_n_proc")
 """What a concurrent CPU training's own processes read for their thread and worker counts.
 `nnUNet_torch_threads` reaches only the training process; nnU-Net's final validation starts
 `nnUNet_def_n_proc` spawn workers, each of which would import torch with a thread per core. On
