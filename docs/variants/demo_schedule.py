@@ -1,7 +1,38 @@
-# Variants on the demo's schedule (100 x 20 on 3d_small of the 8 mm data, docs/demo_record.md).
-from nnunet_holder.trainers import HolderMITrainer_inputFusion_availabilityChannels
+# Variants around the demo's schedule (`_demo`: 200 x 20 on 3d_small of the 8 mm data), for the
+# records in docs/demo_record.md.
+from nnunet_holder.trainers import (
+    HolderMITrainer_demo,
+    HolderMITrainer_inputFusion_availabilityChannels,
+    HolderMITrainer_inputFusion_demo,
+    nnUNetTrainer_demo,
+    nnUNetTrainerModalityDropout_demo,
+)
 from nnunet_holder.trainers.overrides import DEMO
 
 
-class HolderMITrainer_inputFusion_availabilityChannels_demo(HolderMITrainer_inputFusion_availabilityChannels):
-    overrides = DEMO
+# The demo's earlier schedule, 100 x 20: the first 3-seed record and the availability-channels runs.
+class HolderMITrainer_demo100(HolderMITrainer_demo):
+    overrides = {"num_epochs": 100}
+
+
+class HolderMITrainer_inputFusion_demo100(HolderMITrainer_inputFusion_demo):
+    overrides = {"num_epochs": 100}
+
+
+class HolderMITrainer_inputFusion_availabilityChannels_demo100(
+    HolderMITrainer_inputFusion_availabilityChannels,
+):
+    overrides = {**DEMO, "num_epochs": 100}
+
+
+class nnUNetTrainer_demo100(nnUNetTrainer_demo):
+    overrides = {"num_epochs": 100}
+
+
+class nnUNetTrainerModalityDropout_demo100(nnUNetTrainerModalityDropout_demo):
+    overrides = {"num_epochs": 100}
+
+
+# Whether 200 epochs is enough: the paper's network, which gained most from 100 to 200.
+class HolderMITrainer_demo400(HolderMITrainer_demo):
+    overrides = {"num_epochs": 400}

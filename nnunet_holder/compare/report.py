@@ -108,6 +108,16 @@ def verdicts(runs: Runs, reference: str, known_spread: float | None = None) -> l
     ]
 
 
+FLAT_END_CAVEAT = (
+    "\"converged\" means that the curve stopped rising at the end of this schedule. nnU-Net's learning "
+    "rate falls to zero at the last epoch, which flattens the end of every curve, so this does not "
+    "show that a longer schedule would do no better: runs called converged after 100 epochs gained "
+    "up to 5 Dice points on the validation cases when trained for 200 (docs/demo_record.md, "
+    "\"Why 200 epochs\"). Only a run with twice the budget tells."
+)
+"""What the curve criterion cannot tell, printed above every curves table."""
+
+
 def curves_table(curves: Mapping[str, Mapping[int, Curves]]) -> str:
     """Per run: epochs, final pseudo-Dice (trailing mean; full set, subset mean), plateau start."""
     lines = [
@@ -247,6 +257,7 @@ def write_report(
         seed_table(runs),
         f"\n![heatmap]({heat.name})\n",
         "\n## Training curves (validation pseudo-Dice from nnU-Net's logger, trailing mean of 5 epochs)\n",
+        FLAT_END_CAVEAT + "\n",
         curves_table(curves),
         *[f"\n![{p.stem}]({p.relative_to(out)})" for p in figures],
     ]
