@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nnunet_holder.compare.curves import converged, late_rise, plateau_start
-from nnunet_holder.compare.report import summary_table, to_json, write_csv
+from nnunet_holder.compare.report import FLAT_END_CAVEAT, summary_table, to_json, write_csv, write_report
 from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING, group_values, paired, seed_stat, verdict
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
 
@@ -96,6 +96,14 @@ def test_report_files_hold_the_same_numbers(tmp_path):
     assert rows[0] == "model,seed,region,subset,dice"
     assert len(rows) == 1 + 2 * 2 * 4 * (len(ORDER) + 1)
     json.dumps(data)  # serialisable
+
+
+def test_the_report_says_what_its_converged_column_cannot_tell(tmp_path):
+    # a flat end under a learning rate that falls to zero is not a plateau (docs/demo_record.md)
+    rng = np.random.default_rng(2)
+    runs = {"A": {s: _summary(rng, 0.1)[0] for s in (0, 1)}, "B": {s: _summary(rng)[0] for s in (0, 1)}}
+    md = write_report(runs, "A", {}, tmp_path, "# header", {"dataset": "x"}).read_text()
+    assert FLAT_END_CAVEAT in md.split("## Training curves")[1]
 
 
 @pytest.mark.parametrize(
