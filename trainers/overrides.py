@@ -33,6 +33,14 @@ class OverridesMixin:
     is a 3000x5400-pixel figure that takes about 1-2 s to draw on a 2-core CPU, as long as a whole
     epoch of the CPU experiment scale; it does not touch the training (no random numbers)."""
 
+    @classmethod
+    def merged_overrides(cls) -> dict[str, Any]:
+        """The `overrides` of every class in the MRO, base first: what the constructor applies."""
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("overrides", {}))
+        return merged
+
     def __init__(
         self,
         plans: dict,
@@ -42,9 +50,8 @@ class OverridesMixin:
         device: torch.device = torch.device("cuda"),  # noqa: B008 (nnU-Net's own default)
     ) -> None:
         super().__init__(plans, configuration, fold, dataset_json, device)
-        for klass in reversed(type(self).__mro__):
-            for name, value in vars(klass).get("overrides", {}).items():
-                setattr(self, name, value)
+        for name, value in self.merged_overrides().items():
+            setattr(self, name, value)
         if self.plot_every > 1:
             self.logger = ThinnedProgressPlot(self.logger, self)
         threads = threads_from_environment()

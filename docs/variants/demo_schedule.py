@@ -33,6 +33,14 @@ class nnUNetTrainerModalityDropout_demo100(nnUNetTrainerModalityDropout_demo):
     overrides = {"num_epochs": 100}
 
 
-# Whether 200 epochs is enough: the paper's network, which gained most from 100 to 200.
+# Whether 200 epochs is enough: the models that gained from 100 to 200, at twice the budget again.
 class HolderMITrainer_demo400(HolderMITrainer_demo):
+    overrides = {"num_epochs": 400}
+
+
+class HolderMITrainer_inputFusion_demo400(HolderMITrainer_inputFusion_demo):
+    overrides = {"num_epochs": 400}
+
+
+class nnUNetTrainerModalityDropout_demo400(nnUNetTrainerModalityDropout_demo):
     overrides = {"num_epochs": 400}
