@@ -11,8 +11,8 @@ least-squares line through the curve rises by less than `tolerance`. (Until 80-e
 used "the plateau covers the last quarter", which called flat curves with one late noise peak
 unconverged; docs/synthetic_comparison.md gives both for every run.) The criterion reads the end
 of a schedule whose learning rate falls to zero, which flattens every curve: it cannot show that a
-longer schedule would do no better. Runs it called converged at 100 epochs gained 3 to 7.5 points of
-validation Dice at 200 (docs/demo_record.md), so a budget is chosen by doubling it.
+longer schedule would do no better (the report says so above its curves table, `FLAT_END_CAVEAT`,
+with the measurement), so a budget is chosen by doubling it.
 """
 
 from __future__ import annotations
