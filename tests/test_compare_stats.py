@@ -80,8 +80,25 @@ def test_verdict_changes_with_the_numbers():
     assert "R is better than M" in verdict("M", "R", clearly_worse, reference)
     one = verdict("M", "R", {0: _constant(0.6)}, {0: _constant(0.5)})
     assert "one seed" in one and "unknown" in one
-    known = verdict("M", "R", {0: _constant(0.51)}, {0: _constant(0.5)}, known_spread=0.03)
-    assert "no difference" in known and "measured with several seeds" in known
+    known = {"M": {FULL: 0.03, MISSING: 0.03}, "R": {FULL: 0.01, MISSING: 0.01}}
+    text = verdict("M", "R", {0: _constant(0.51)}, {0: _constant(0.5)}, known_spreads=known)
+    assert "no difference" in text and "measured with several seeds (3.0)" in text
+    assert "unknown" in verdict("M", "X", {0: _constant(0.51)}, {0: _constant(0.5)}, known_spreads=known)
+
+
+def test_one_seed_pair_is_judged_by_its_own_recorded_spread():
+    """The demo's record: vanilla beat the paper's network on the full set by 5.7 points on 3 of 3
+    seeds (stds 0.4 and 0.6) while dropout's std was 7.7; the one-seed demo said "no difference"
+    when it judged every pair by the largest std of the record."""
+    known = {
+        "V": {FULL: 0.004, MISSING: 0.019},
+        "H": {FULL: 0.006, MISSING: 0.006},
+        "D": {FULL: 0.077, MISSING: 0.057},
+    }
+    text = verdict("V", "H", {0: _constant(0.779)}, {0: _constant(0.729)}, known_spreads=known)
+    assert "On the full set, V is better than H" in text and "(0.6)" in text
+    text = verdict("D", "H", {0: _constant(0.779)}, {0: _constant(0.729)}, known_spreads=known)
+    assert "On the full set, no difference between D and H" in text and "(7.7)" in text
 
 
 def test_report_files_hold_the_same_numbers(tmp_path):

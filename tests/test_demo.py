@@ -8,31 +8,53 @@ import json
 
 from nnunet_holder.trainers.overrides import DEMO
 
-from nnunet_holder.demo import demo_header, known_spread, training_jobs
+from nnunet_holder.demo import MULTI_SEED, demo_header, on_recorded_scale, recorded_spreads, training_jobs
 
 
 def _record(tmp_path, stds):
     models = {
-        f"M{i}": {"groups": {"missing": {"mean": {"std": a}}, "full": {"mean": {"std": b}}}}
-        for i, (a, b) in enumerate(stds)
+        name: {"groups": {"missing": {"mean": {"std": a}}, "full": {"mean": {"std": b}}}}
+        for name, (a, b) in stds.items()
     }
     path = tmp_path / "demo_record.json"
     path.write_text(json.dumps({"models": models}))
     return path
 
 
-def test_known_spread_is_the_largest_recorded_std(tmp_path):
-    assert known_spread(_record(tmp_path, [(0.01, 0.02), (0.035, None)])) == 0.035
-    assert known_spread(tmp_path / "absent.json") is None
+def test_recorded_spreads_are_per_model_and_only_for_the_demo_schedule(tmp_path):
+    path = _record(
+        tmp_path,
+        {"A_demo200": (0.01, 0.02), "B_demo": (0.03, 0.04), "C_demo100": (0.5, 0.5), "D_demo": (0.1, None)},
+    )
+    spreads = recorded_spreads(["A_demo", "B_demo", "C_demo", "D_demo"], 200, path)
+    assert spreads == {"A_demo": {"missing": 0.01, "full": 0.02}, "B_demo": {"missing": 0.03, "full": 0.04}}
+    assert recorded_spreads(["A_demo"], 200, tmp_path / "absent.json") is None
 
 
-def test_header_states_the_schedule_and_the_spread():
-    args = argparse.Namespace(cases=48, spacing=8.0, seed=0, test_cases=16, device="cpu")
-    text = demo_header(args, 0.031)
+def test_the_repository_record_covers_every_demo_trainer():
+    from nnunet_holder.demo import BASELINE, DROPOUT, HOLDER
+
+    spreads = recorded_spreads([HOLDER, BASELINE, DROPOUT], DEMO["num_epochs"], MULTI_SEED)
+    assert set(spreads) == {HOLDER, BASELINE, DROPOUT}
+
+
+def _args(**changes):
+    args = {"cases": 48, "spacing": 8.0, "seed": 0, "test_cases": 16, "device": "cpu", **changes}
+    return argparse.Namespace(**args)
+
+
+def test_the_record_applies_only_to_the_demo_data():
+    assert on_recorded_scale(_args())
+    assert not on_recorded_scale(_args(spacing=6.0))
+    assert not on_recorded_scale(_args(cases=20))
+
+
+def test_header_states_the_schedule_and_each_models_spread():
+    text = demo_header(_args(), {"M_demo": {"missing": 0.031, "full": 0.004}})
     assert f"{DEMO['num_epochs']} epochs × {DEMO['num_iterations_per_epoch']} iterations" in text
-    assert "`_demo` trainers" in text and "8.0 mm" in text
-    assert "up to 3.1 Dice points" in text and "`nnUNet_seed=0`" in text
-    assert "may be noise" in demo_header(args, None)
+    assert "`_demo` trainers" in text and "8.0 mm" in text and "`nnUNet_seed=0`" in text
+    assert "M_demo 3.1 (missing subsets) and 0.4 (full set)" in text
+    assert "may be noise" in demo_header(_args(), None)
 
 
 def test_cpu_demo_trains_one_model_per_core_at_most_one_per_trainer(monkeypatch):

@@ -44,3 +44,7 @@ class HolderMITrainer_inputFusion_demo400(HolderMITrainer_inputFusion_demo):
 
 class nnUNetTrainerModalityDropout_demo400(nnUNetTrainerModalityDropout_demo):
     overrides = {"num_epochs": 400}
+
+
+class nnUNetTrainer_demo400(nnUNetTrainer_demo):
+    overrides = {"num_epochs": 400}

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from nnunet_holder.compare.curves import Curves
+from nnunet_holder.compare.stats import KnownSpreads
 
 
 def run_comparison(
@@ -28,7 +29,7 @@ def run_comparison(
     fold: int = 0,
     device: str = "cpu",
     mirroring: bool = False,
-    known_spread: float | None = None,
+    known_spreads: KnownSpreads | None = None,
     header: str | None = None,
     jobs: int = 1,
 ) -> Path:
@@ -96,7 +97,7 @@ def run_comparison(
             target.parent.mkdir(exist_ok=True)
             target.write_bytes(png.read_bytes())
             figures.append(target)
-    report = write_report(results, reference, curves, out, header, meta, known_spread, figures)
+    report = write_report(results, reference, curves, out, header, meta, known_spreads, figures)
     print(f"report: {report}")
     return report
 

@@ -22,6 +22,7 @@ from nnunet_holder.compare.stats import (
     FULL,
     MEAN_REGION,
     MISSING,
+    KnownSpreads,
     common_layout,
     group_values,
     paired,
@@ -100,9 +101,9 @@ def difference_table(runs: Runs, reference: str) -> str:
     return "\n".join(lines)
 
 
-def verdicts(runs: Runs, reference: str, known_spread: float | None = None) -> list[str]:
+def verdicts(runs: Runs, reference: str, known_spreads: KnownSpreads | None = None) -> list[str]:
     return [
-        verdict(model, reference, model_runs, runs[reference], known_spread)
+        verdict(model, reference, model_runs, runs[reference], known_spreads)
         for model, model_runs in runs.items()
         if model != reference
     ]
@@ -235,7 +236,7 @@ def write_report(
     out: Path,
     header: str,
     meta: dict,
-    known_spread: float | None = None,
+    known_spreads: KnownSpreads | None = None,
     figures: Sequence[Path] = (),
 ) -> Path:
     """OUT/comparison.{md,csv,json} and OUT/comparison_heatmap.png; returns the Markdown path."""
@@ -246,7 +247,7 @@ def write_report(
     parts = [
         header,
         "\n## Verdict\n",
-        *[f"- {line}" for line in verdicts(runs, reference, known_spread)],
+        *[f"- {line}" for line in verdicts(runs, reference, known_spreads)],
         "\n## Mean over the missing-modality subsets and the full set (Dice %, mean ± std over seeds)\n",
         summary_table(runs),
         f"\n## Paired differences against {reference} (Dice points, mean over seeds; "

@@ -7,7 +7,8 @@ two models trained with the same seed (same data order and initial weights where
 allow it) and count the seeds each model wins. Two groups summarise the 15 subsets: the mean over
 the subsets with at least one missing modality and the full set. A difference counts as real only
 where it exceeds the seed-to-seed spread: the larger std of the two models' per-seed values; with
-one seed there is no spread and the verdict says so.
+one seed there is no spread and the verdict says so, unless the stds of both models were measured
+before with several seeds on the same scale (`KnownSpreads`, e.g. the demo's recorded 3-seed run).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ MISSING = "missing"
 FULL = "full"
 MEAN_REGION = "mean"
 """The region key of the mean over the regions (WT/TC/ET)."""
+
+KnownSpreads = Mapping[str, Mapping[str, float]]
+"""Per model, per group (MISSING, FULL): the seed-to-seed std of its region-mean Dice (fraction),
+measured earlier with several seeds; stands in for the spread of a one-seed comparison."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +112,13 @@ def verdict(
     reference: str,
     model_runs: Mapping[int, Summary],
     reference_runs: Mapping[int, Summary],
-    known_spread: float | None = None,
+    known_spreads: KnownSpreads | None = None,
 ) -> str:
     """One plain sentence per group: who is better on the region-mean Dice, and whether it is real.
 
-    `known_spread` (fraction) stands in for the spread where each model has one seed, e.g. the
-    spread a multi-seed comparison measured on the same scale.
+    Where each model has one seed, the larger of the two models' `known_spreads` for the group
+    stands in for the spread (both must be known): the same rule as with several seeds, so a pair
+    of steady models is judged by their small spread and not by an unsteady third model's.
     """
     parts = []
     for group, label in ((MISSING, "the mean over the missing-modality subsets"), (FULL, "the full set")):
@@ -121,8 +127,9 @@ def verdict(
         sa, sb, diff = seed_stat(a), seed_stat(b), paired(a, b)
         s = spread(sa, sb)
         source = "seed-to-seed spread"
-        if math.isnan(s) and known_spread is not None:
-            s, source = known_spread, "seed-to-seed spread measured with several seeds"
+        recorded = [(known_spreads or {}).get(m, {}).get(group) for m in (model, reference)]
+        if math.isnan(s) and None not in recorded:
+            s, source = max(recorded), "seed-to-seed spread of these two models measured with several seeds"
         numbers = (
             f"{model} {100 * sa.mean:.1f} vs {reference} {100 * sb.mean:.1f} (difference "
             f"{100 * diff.mean:+.1f}, {model} better on {diff.wins} of {len(diff.differences)} seeds"
