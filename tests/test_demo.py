@@ -54,6 +54,7 @@ def test_header_states_the_schedule_and_each_models_spread():
     assert f"{DEMO['num_epochs']} epochs × {DEMO['num_iterations_per_epoch']} iterations" in text
     assert "`_demo` trainers" in text and "8.0 mm" in text and "`nnUNet_seed=0`" in text
     assert "M_demo 3.1 (missing subsets) and 0.4 (full set)" in text
+    assert "400 epochs, 3 seeds" in text  # the demo's budget under-trains dropout: say so
     assert "may be noise" in demo_header(_args(), None)
 
 

@@ -2,6 +2,7 @@
 # records in docs/demo_record.md.
 from nnunet_holder.trainers import (
     HolderMITrainer_demo,
+    HolderMITrainer_featureFusion_demo,
     HolderMITrainer_inputFusion_availabilityChannels,
     HolderMITrainer_inputFusion_demo,
     nnUNetTrainer_demo,
@@ -48,3 +49,12 @@ class nnUNetTrainerModalityDropout_demo400(nnUNetTrainerModalityDropout_demo):
 
 class nnUNetTrainer_demo400(nnUNetTrainer_demo):
     overrides = {"num_epochs": 400}
+
+
+class HolderMITrainer_featureFusion_demo400(HolderMITrainer_featureFusion_demo):
+    overrides = {"num_epochs": 400}
+
+
+# Whether 400 epochs is enough for the cheapest missing-modality model: dropout at 800 (seed 0).
+class nnUNetTrainerModalityDropout_demo800(nnUNetTrainerModalityDropout_demo):
+    overrides = {"num_epochs": 800}
