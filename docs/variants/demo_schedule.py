@@ -54,7 +54,3 @@ class nnUNetTrainer_demo400(nnUNetTrainer_demo):
 class HolderMITrainer_featureFusion_demo400(HolderMITrainer_featureFusion_demo):
     overrides = {"num_epochs": 400}
 
-
-# Whether 400 epochs is enough for the cheapest missing-modality model: dropout at 800 (seed 0).
-class nnUNetTrainerModalityDropout_demo800(nnUNetTrainerModalityDropout_demo):
-    overrides = {"num_epochs": 800}
