@@ -8,7 +8,16 @@ import json
 
 from nnunet_holder.trainers.overrides import DEMO
 
-from nnunet_holder.demo import MULTI_SEED, demo_header, on_recorded_scale, recorded_spreads, training_jobs
+from nnunet_holder.demo import (
+    BUDGET_RECORD,
+    DROPOUT,
+    MULTI_SEED,
+    demo_header,
+    on_recorded_scale,
+    recorded_doubling_gain,
+    recorded_spreads,
+    training_jobs,
+)
 
 
 def _record(tmp_path, stds):
@@ -38,6 +47,23 @@ def test_the_repository_record_covers_every_demo_trainer():
     assert set(spreads) == {HOLDER, BASELINE, DROPOUT}
 
 
+def test_doubling_gain_is_the_seed_mean_over_seeds_trained_at_both_budgets(tmp_path):
+    path = tmp_path / "budget.json"
+    rows = {
+        "200": {"D_demo": {"0": {"miss": 70.0}, "1": {"miss": 50.0}, "2": {"miss": 60.0}}},
+        "400": {"D_demo": {"0": {"miss": 72.0}, "1": {"miss": 65.0}}, "V_demo": {"0": {"miss": 40.0}}},
+    }
+    path.write_text(json.dumps(rows))
+    assert recorded_doubling_gain("D_demo", 200, path) == (2.0 + 15.0) / 2  # seed 2 has no 400 run
+    assert recorded_doubling_gain("V_demo", 200, path) is None
+    assert recorded_doubling_gain("D_demo", 400, path) is None
+    assert recorded_doubling_gain("D_demo", 200, tmp_path / "absent.json") is None
+
+
+def test_the_repository_budget_record_covers_dropout_at_twice_the_demo_schedule():
+    assert recorded_doubling_gain(DROPOUT, DEMO["num_epochs"], BUDGET_RECORD) is not None
+
+
 def _args(**changes):
     args = {"cases": 48, "spacing": 8.0, "seed": 0, "test_cases": 16, "device": "cpu", **changes}
     return argparse.Namespace(**args)
@@ -50,11 +76,13 @@ def test_the_record_applies_only_to_the_demo_data():
 
 
 def test_header_states_the_schedule_and_each_models_spread():
-    text = demo_header(_args(), {"M_demo": {"missing": 0.031, "full": 0.004}})
+    text = demo_header(_args(), {"M_demo": {"missing": 0.031, "full": 0.004}}, 6.54)
     assert f"{DEMO['num_epochs']} epochs × {DEMO['num_iterations_per_epoch']} iterations" in text
     assert "`_demo` trainers" in text and "8.0 mm" in text and "`nnUNet_seed=0`" in text
     assert "M_demo 3.1 (missing subsets) and 0.4 (full set)" in text
-    assert "400 epochs, 3 seeds" in text  # the demo's budget under-trains dropout: say so
+    # the demo's budget under-trains dropout: say so, with the record's number
+    assert f"{2 * DEMO['num_epochs']} epochs, 3 seeds" in text and "rose 6.5 points" in text
+    assert "rose" not in demo_header(_args(), {"M_demo": {"missing": 0.031, "full": 0.004}})
     assert "may be noise" in demo_header(_args(), None)
 
 

@@ -54,3 +54,21 @@ class nnUNetTrainer_demo400(nnUNetTrainer_demo):
 class HolderMITrainer_featureFusion_demo400(HolderMITrainer_featureFusion_demo):
     overrides = {"num_epochs": 400}
 
+
+
+# Whether 400 epochs is enough (seed 0, validation cases): the recommended trainer, vanilla
+# nnU-Net and feature fusion at twice the budget again.
+class nnUNetTrainerModalityDropout_demo800(nnUNetTrainerModalityDropout_demo):
+    overrides = {"num_epochs": 800}
+
+
+class nnUNetTrainer_demo800(nnUNetTrainer_demo):
+    overrides = {"num_epochs": 800}
+
+
+class HolderMITrainer_featureFusion_demo800(HolderMITrainer_featureFusion_demo):
+    overrides = {"num_epochs": 800}
+
+
+class HolderMITrainer_demo800(HolderMITrainer_demo):
+    overrides = {"num_epochs": 800}
