@@ -255,6 +255,26 @@ def test_modality_dropout_zeroes_whole_channels_but_never_all(in_nnunet_env):
     assert not kept.all()  # with 8 samples, some channel was dropped (probability 1 - (1/15)^8)
 
 
+@pytest.mark.parametrize(
+    "cls",
+    [holder_trainers.nnUNetTrainerModalityDropout, holder_trainers.nnUNetTrainerModalityDropout_fullHalf],
+)
+def test_modality_dropout_draws_the_full_set_as_often_as_it_says(cls):
+    torch.manual_seed(0)
+    n, m = 30_000, 4
+    keep = cls.keep_mask(cls.__new__(cls), n, m)
+    assert keep.shape == (n, m) and set(keep.unique().tolist()) <= {0.0, 1.0}
+    assert keep.any(dim=1).all()
+    full = keep.all(dim=1)
+    subsets = 2**m - 1
+    expected_full = cls.full_set_probability + (1 - cls.full_set_probability) / subsets
+    assert abs(full.float().mean().item() - expected_full) < 0.01  # binomial std ~0.003
+    # the other draws stay uniform over the 14 proper subsets
+    codes = (keep[~full] * torch.tensor([1.0, 2.0, 4.0, 8.0])).sum(1).long()
+    counts = torch.bincount(codes, minlength=subsets)[1:subsets]
+    assert (counts > 0).all() and counts.float().std() / counts.float().mean() < 0.06
+
+
 def test_nnunet_finds_our_trainers_as_single_classes(env, monkeypatch):
     monkeypatch.setenv("nnUNet_extTrainer", env["nnUNet_extTrainer"])
     for cls in (holder_trainers.HolderMITrainer, holder_trainers.nnUNetTrainerModalityDropout_smoke):

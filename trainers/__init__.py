@@ -8,6 +8,11 @@ from nnunet_holder.trainers.baselines.modality_dropout import (
     nnUNetTrainerModalityDropout,
     nnUNetTrainerModalityDropout_5epochs,
     nnUNetTrainerModalityDropout_demo,
+    nnUNetTrainerModalityDropout_fullHalf,
+    nnUNetTrainerModalityDropout_fullHalf_5epochs,
+    nnUNetTrainerModalityDropout_fullHalf_demo,
+    nnUNetTrainerModalityDropout_fullHalf_small,
+    nnUNetTrainerModalityDropout_fullHalf_smoke,
     nnUNetTrainerModalityDropout_small,
     nnUNetTrainerModalityDropout_smoke,
 )
@@ -132,6 +137,11 @@ ALL_TRAINERS = (
     nnUNetTrainerModalityDropout_smoke,
     nnUNetTrainerModalityDropout_small,
     nnUNetTrainerModalityDropout_demo,
+    nnUNetTrainerModalityDropout_fullHalf,
+    nnUNetTrainerModalityDropout_fullHalf_5epochs,
+    nnUNetTrainerModalityDropout_fullHalf_smoke,
+    nnUNetTrainerModalityDropout_fullHalf_small,
+    nnUNetTrainerModalityDropout_fullHalf_demo,
 )
 
 __all__ = [t.__name__ for t in ALL_TRAINERS] + ["ALL_TRAINERS"]

@@ -71,3 +71,17 @@ class HolderMITrainer_featureFusion_demo800(HolderMITrainer_featureFusion_demo):
 
 class HolderMITrainer_demo800(HolderMITrainer_demo):
     overrides = {"num_epochs": 800}
+
+
+# Whether a faster schedule gets the demo's 200 epochs to the 800-epoch level (validation cases):
+# nnU-Net's initial learning rate (0.01) doubled, for every model of the demo alike.
+class nnUNetTrainerModalityDropout_demoLr2(nnUNetTrainerModalityDropout_demo):
+    overrides = {"initial_lr": 0.02}
+
+
+class nnUNetTrainer_demoLr2(nnUNetTrainer_demo):
+    overrides = {"initial_lr": 0.02}
+
+
+class HolderMITrainer_demoLr2(HolderMITrainer_demo):
+    overrides = {"initial_lr": 0.02}
