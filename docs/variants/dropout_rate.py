@@ -1,6 +1,6 @@
 # Modality dropout that drops less often, for whether the demo's dropout learns enhancing tumour
 # on every seed (validation cases): the full set kept on half the samples (`_fullHalf`, shipped),
-# or each modality kept with probability 3/4 (a non-empty draw); both at twice the demo's budget.
+# or each modality kept with probability 3/4 (a non-empty draw); `_fullHalf` at twice the budget.
 import torch
 from nnunet_holder.trainers import (
     nnUNetTrainerModalityDropout_demo,
@@ -17,8 +17,4 @@ class nnUNetTrainerModalityDropout_keep75_demo(nnUNetTrainerModalityDropout_demo
 
 
 class nnUNetTrainerModalityDropout_fullHalf_demo400(nnUNetTrainerModalityDropout_fullHalf_demo):
-    overrides = {"num_epochs": 400}
-
-
-class nnUNetTrainerModalityDropout_keep75_demo400(nnUNetTrainerModalityDropout_keep75_demo):
     overrides = {"num_epochs": 400}
