@@ -50,18 +50,34 @@ def test_the_repository_record_covers_every_demo_trainer():
 def test_doubling_gain_is_the_seed_mean_over_seeds_trained_at_both_budgets(tmp_path):
     path = tmp_path / "budget.json"
     rows = {
-        "200": {"D_demo": {"0": {"miss": 70.0}, "1": {"miss": 50.0}, "2": {"miss": 60.0}}},
-        "400": {"D_demo": {"0": {"miss": 72.0}, "1": {"miss": 65.0}}, "V_demo": {"0": {"miss": 40.0}}},
+        "200": {
+            "D_demo": {
+                "0": {"miss": 70.0, "full": 80.0},
+                "1": {"miss": 50.0, "full": 60.0},
+                "2": {"miss": 60.0, "full": 1.0},
+            }
+        },
+        "400": {
+            "D_demo": {"0": {"miss": 72.0, "full": 79.0}, "1": {"miss": 65.0, "full": 70.0}},
+            "V_demo": {"0": {"miss": 40.0, "full": 80.0}},
+        },
     }
     path.write_text(json.dumps(rows))
-    assert recorded_doubling_gain("D_demo", 200, path) == (2.0 + 15.0) / 2  # seed 2 has no 400 run
+    # seed 2 has no 400-epoch run, so it counts for neither budget
+    assert recorded_doubling_gain("D_demo", 200, path) == {
+        "missing": (2.0 + 15.0) / 2,
+        "full": (-1.0 + 10.0) / 2,
+    }
     assert recorded_doubling_gain("V_demo", 200, path) is None
     assert recorded_doubling_gain("D_demo", 400, path) is None
     assert recorded_doubling_gain("D_demo", 200, tmp_path / "absent.json") is None
 
 
-def test_the_repository_budget_record_covers_dropout_at_twice_the_demo_schedule():
-    assert recorded_doubling_gain(DROPOUT, DEMO["num_epochs"], BUDGET_RECORD) is not None
+def test_the_repository_budget_record_covers_every_demo_trainer_at_twice_the_demo_schedule():
+    from nnunet_holder.demo import BASELINE, HOLDER
+
+    for trainer in (HOLDER, BASELINE, DROPOUT):
+        assert recorded_doubling_gain(trainer, DEMO["num_epochs"], BUDGET_RECORD) is not None, trainer
 
 
 def _args(**changes):
@@ -76,13 +92,25 @@ def test_the_record_applies_only_to_the_demo_data():
 
 
 def test_header_states_the_schedule_and_each_models_spread():
-    text = demo_header(_args(), {"M_demo": {"missing": 0.031, "full": 0.004}}, 6.54)
+    spread = {"M_demo": {"missing": 0.031, "full": 0.004}}
+    text = demo_header(_args(), spread, {"M_demo": {"missing": 6.54, "full": -0.3}})
     assert f"{DEMO['num_epochs']} epochs × {DEMO['num_iterations_per_epoch']} iterations" in text
     assert "`_demo` trainers" in text and "8.0 mm" in text and "`nnUNet_seed=0`" in text
     assert "M_demo 3.1 (missing subsets) and 0.4 (full set)" in text
-    # the demo's budget under-trains dropout: say so, with the record's number
-    assert f"{2 * DEMO['num_epochs']} epochs, 3 seeds" in text and "rose 6.5 points" in text
-    assert "rose" not in demo_header(_args(), {"M_demo": {"missing": 0.031, "full": 0.004}})
+    # what twice the budget did to each model, read by the curves' plateau tolerance
+    assert f"Twice this budget ({2 * DEMO['num_epochs']} epochs" in text
+    assert "M_demo +6.5 and -0.3 points" in text and "Not stopped learning at this budget" in text
+    assert "): M_demo." in text
+    near = demo_header(
+        _args(), spread, {"M_demo": {"missing": 1.9, "full": -1.2}, "N_demo": {"missing": 0.1, "full": 0.0}}
+    )
+    assert "M_demo +1.9 and -1.2; N_demo +0.1 and +0.0 points" in near
+    assert "reaches every model's plateau" in near and "Not stopped" not in near
+    mixed = demo_header(
+        _args(), spread, {"M_demo": {"missing": 0.5, "full": -2.4}, "N_demo": {"missing": 0.1, "full": 0.0}}
+    )
+    assert "): M_demo." in mixed
+    assert "Twice" not in demo_header(_args(), spread)
     assert "may be noise" in demo_header(_args(), None)
 
 
