@@ -241,11 +241,11 @@ def demo_header(
             "as none."
         )
         if gains:
-            tolerance = 100 * PLATEAU_TOLERANCE
+            tolerance, doubled = 100 * PLATEAU_TOLERANCE, 2 * SCHEDULE["num_epochs"]
             moved = "; ".join(f"{model} {g[MISSING]:+.1f} and {g[FULL]:+.1f}" for model, g in gains.items())
             still = [model for model, g in gains.items() if max(abs(v) for v in g.values()) >= tolerance]
             cite += (
-                f" Twice this budget ({2 * SCHEDULE['num_epochs']} epochs, the same seeds, validation "
+                f" Twice this budget ({doubled} epochs, the same seeds, validation "
                 "cases; docs/demo_record.md) moved the seed mean of the region-mean Dice on the missing "
                 f"subsets and the full set by: {moved} points. "
             )
@@ -253,7 +253,8 @@ def demo_header(
                 cite += (
                     f"Not stopped learning at this budget (moved by {tolerance:.0f} points or more, the "
                     f"tolerance by which a curve counts as converged): {', '.join(still)}. Read a "
-                    "verdict that involves it as one about this budget, not about the converged model."
+                    "verdict that involves it as one about this budget, not about the converged "
+                    f"model (docs/demo_record.md holds the {doubled}-epoch comparison to decide by)."
                 )
             else:
                 cite += (

@@ -100,12 +100,12 @@ def test_header_states_the_schedule_and_each_models_spread():
     # what twice the budget did to each model, read by the curves' plateau tolerance
     assert f"Twice this budget ({2 * DEMO['num_epochs']} epochs" in text
     assert "M_demo +6.5 and -0.3 points" in text and "Not stopped learning at this budget" in text
-    assert "): M_demo." in text
+    assert "): M_demo." in text and f"{2 * DEMO['num_epochs']}-epoch comparison to decide by" in text
     near = demo_header(
         _args(), spread, {"M_demo": {"missing": 1.9, "full": -1.2}, "N_demo": {"missing": 0.1, "full": 0.0}}
     )
     assert "M_demo +1.9 and -1.2; N_demo +0.1 and +0.0 points" in near
-    assert "reaches every model's plateau" in near and "Not stopped" not in near
+    assert "reaches every model's plateau" in near and "Not stopped" not in near and "decide by" not in near
     mixed = demo_header(
         _args(), spread, {"M_demo": {"missing": 0.5, "full": -2.4}, "N_demo": {"missing": 0.1, "full": 0.0}}
     )
