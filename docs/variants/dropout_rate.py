@@ -1,6 +1,7 @@
 # Modality dropout that drops less often, for whether the demo's dropout learns enhancing tumour
 # on every seed (validation cases): the full set kept on half the samples (`_fullHalf`, shipped),
-# or each modality kept with probability 3/4 (a non-empty draw); `_fullHalf` at twice the budget.
+# or each modality kept with probability 3/4 (a non-empty draw); `_fullHalf` at twice the budget,
+# and at four times it (whether 400 epochs, the README's comparison, is its plateau).
 import torch
 from nnunet_holder.trainers import (
     nnUNetTrainerModalityDropout_demo,
@@ -18,3 +19,7 @@ class nnUNetTrainerModalityDropout_keep75_demo(nnUNetTrainerModalityDropout_demo
 
 class nnUNetTrainerModalityDropout_fullHalf_demo400(nnUNetTrainerModalityDropout_fullHalf_demo):
     overrides = {"num_epochs": 400}
+
+
+class nnUNetTrainerModalityDropout_fullHalf_demo800(nnUNetTrainerModalityDropout_fullHalf_demo):
+    overrides = {"num_epochs": 800}
