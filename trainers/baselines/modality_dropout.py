@@ -30,6 +30,7 @@ class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
         the full set with probability `full_set_probability`."""
         masks = subset_mask(all_subsets(num_modalities), num_modalities)
         keep = masks[torch.randint(len(masks), (batch_size,))]
+        # drawn only when used, so uniform dropout's random stream (and its recorded runs) is unchanged
         if self.full_set_probability > 0:
             keep[torch.rand(batch_size) < self.full_set_probability] = 1.0
         return keep
