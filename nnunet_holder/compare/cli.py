@@ -6,6 +6,12 @@ the dataset's test cases (imagesTs/labelsTs; HolderMITrainer models run the avai
 modalities, the others get zero-filled channels), and writes OUT/comparison.{md,csv,json} and a
 heatmap. Re-running the same command continues an interrupted comparison; adding trainers or
 seeds to it trains only the new runs.
+
+With `--dedicated`, the comparison also measures the ceiling: for each listed modality subset, a
+vanilla nnU-Net (`--dedicated-trainer`, on the same schedule as the compared trainers) trained on a
+derived dataset that holds only that subset's channels, same cases, labels, split and test cases,
+each evaluated on its own subset; the full set's ceiling is the same trainer on the dataset itself.
+The report adds the ceiling and every model's gap to it.
 """
 
 from __future__ import annotations
@@ -32,13 +38,20 @@ def run_comparison(
     known_spreads: KnownSpreads | None = None,
     header: str | None = None,
     jobs: int = 1,
+    dedicated: list[str] | None = None,
+    dedicated_trainer: str = "nnUNetTrainer",
+    dedicated_first_id: int | None = None,
 ) -> Path:
-    """Train, evaluate and report; returns the report's path. `reference` defaults to the first trainer."""
+    """Train, evaluate and report; returns the report's path. `reference` defaults to the first trainer.
+
+    `dedicated` (subset specs, see `parse_subsets`; an empty list is every subset) adds the ceiling arm.
+    """
     from nnunetv2.paths import nnUNet_raw
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     from nnunet_holder.compare import runs as R
     from nnunet_holder.compare.curves import read_curves
+    from nnunet_holder.compare.lookup import resolve_trainers, schedule
     from nnunet_holder.compare.report import write_report
 
     if jobs < 1:
@@ -50,27 +63,54 @@ def run_comparison(
         raise SystemExit(f"--reference {reference} is not one of the trainers {trainers}")
     dataset_folder = maybe_convert_to_dataset_name(dataset)
     raw = Path(nnUNet_raw) / dataset_folder
-    images, labels = raw / "imagesTs", raw / "labelsTs"
+    labels = raw / "labelsTs"
     if not labels.is_dir():
         raise SystemExit(
             f"{labels}: the comparison evaluates on the dataset's test cases (imagesTs and labelsTs)"
         )
     env = R.nnunet_env()
+    if dedicated is not None and dedicated_trainer not in trainers:
+        trainers = [*trainers, dedicated_trainer]  # the full set's ceiling, and vanilla's zero-filled row
+    classes = resolve_trainers(trainers, env)
+    budgets = {t: schedule(c) for t, c in classes.items()}
+    if len({b for b in budgets.values() if b is not None}) > 1:
+        print(
+            "warning: the trainers have different schedules (epochs x iterations): "
+            + ", ".join(f"{t} {b[0]}x{b[1]}" for t, b in budgets.items() if b is not None)
+            + "; a comparison is fair only at the same budget",
+            flush=True,
+        )
     grid = [R.Run(t, s, out, dataset_folder, plans, configuration, fold) for s in seeds for t in trainers]
-    todo = sum(not r.trained for r in grid)
-    print(f"{len(grid) - todo} of {len(grid)} runs trained, {todo} to train ({jobs} at a time)", flush=True)
-    R.train_all(grid, dataset, device, env, jobs, show=("Epoch ", "Pseudo dice", "mean over"))
+    ceiling_runs = []
+    if dedicated is not None:
+        ceiling_runs = _dedicated_runs(
+            dataset_folder, raw, dedicated, dedicated_trainer, seeds, out, plans, configuration, fold, env,
+            dedicated_first_id,
+        )
+    everything = grid + ceiling_runs
+    todo = sum(not r.trained for r in everything)
+    print(
+        f"{len(everything) - todo} of {len(everything)} runs trained, {todo} to train ({jobs} at a time)",
+        flush=True,
+    )
+    R.train_all(everything, device, env, jobs, show=("Epoch ", "Pseudo dice", "mean over"))
     results: dict = {t: {} for t in trainers}
     curves: dict[str, dict[int, Curves]] = {t: {} for t in trainers}
-    for i, run in enumerate(grid, 1):
+    ceiling: dict = {}
+    for i, run in enumerate(everything, 1):
         if not run.evaluated:
             print(
-                f"[{i}/{len(grid)}] evaluating {run.trainer} seed {run.seed} on every modality subset",
+                f"[{i}/{len(everything)}] evaluating {run.label or run.trainer} seed {run.seed} on every "
+                "modality subset",
                 flush=True,
             )
-            R.evaluate(run, images, labels, device, mirroring)
-        results[run.trainer][run.seed] = R.load_evaluation(run)
-        curves[run.trainer][run.seed] = read_curves(run.fold_folder / "checkpoint_final.pth")
+            run_raw = Path(nnUNet_raw) / run.dataset_folder
+            R.evaluate(run, run_raw / "imagesTs", run_raw / "labelsTs", device, mirroring)
+        if run.label is None:
+            results[run.trainer][run.seed] = R.load_evaluation(run)
+            curves[run.trainer][run.seed] = read_curves(run.fold_folder / "checkpoint_final.pth")
+        else:
+            ceiling.setdefault(run.label, {})[run.seed] = R.load_evaluation(run)
     first = next(iter(results[reference].values()))
     meta = {
         "dataset": dataset_folder,
@@ -97,9 +137,63 @@ def run_comparison(
             target.parent.mkdir(exist_ok=True)
             target.write_bytes(png.read_bytes())
             figures.append(target)
-    report = write_report(results, reference, curves, out, header, meta, known_spreads, figures)
+    arm = None
+    if dedicated is not None:
+        from nnunet_holder.compare.ceiling import Ceiling
+
+        names = first.modality_names
+        arm = Ceiling(
+            trainer=dedicated_trainer,
+            subsets={_subset_label(r, names): ceiling[r.label] for r in ceiling_runs if r.seed == seeds[0]},
+            datasets={_subset_label(r, names): r.dataset_folder for r in ceiling_runs if r.seed == seeds[0]},
+        )
+    report = write_report(results, reference, curves, out, header, meta, known_spreads, figures, arm)
     print(f"report: {report}")
     return report
+
+
+def _subset_label(run, names: list[str]) -> str:
+    """The source dataset's name of the subset a dedicated run's dataset holds (`T1c+Fl`)."""
+    from nnunet_holder.compare.dedicated import subset_of
+
+    return subset_of(run.dataset_folder, names)
+
+
+def _dedicated_runs(
+    dataset_folder: str,
+    raw: Path,
+    specs: list[str],
+    trainer: str,
+    seeds: list[int],
+    out: Path,
+    plans: str,
+    configuration: str,
+    fold: int,
+    env: dict[str, str],
+    first_id: int | None,
+) -> list:
+    """Derive (or find) the dataset of every listed subset; one run per (subset, seed)."""
+    from nnunet_holder.compare import runs as R
+    from nnunet_holder.compare.dedicated import FIRST_ID, derive_subset_dataset, parse_subsets, subset_code
+    from nnunet_holder.subsets import modality_names
+
+    channel_names = json.loads((raw / "dataset.json").read_text())["channel_names"]
+    names = modality_names(channel_names)
+    subsets = parse_subsets(specs, channel_names)
+    print(
+        f"ceiling: {len(subsets)} dedicated models per seed ({len(subsets) * len(seeds)} trainings) "
+        f"of {trainer}, plus {trainer} on the full set",
+        flush=True,
+    )
+    runs = []
+    for subset in subsets:
+        derived = derive_subset_dataset(
+            dataset_folder, subset, plans, configuration, first_id or FIRST_ID, env=env
+        )
+        label = f"dedicated_{subset_code(subset, names)}"
+        print(f"  {label}: {derived}", flush=True)
+        runs += [R.Run(trainer, s, out, derived, plans, configuration, fold, label=label) for s in seeds]
+    return runs
 
 
 SHARED_SETTINGS: tuple[str, ...] = ("d", "c", "p", "f", "mirroring")
@@ -124,7 +218,8 @@ def _run(args: argparse.Namespace) -> int:
     meta_file.write_text(json.dumps(settings, indent=2))
     run_comparison(
         args.d, args.c, args.tr, args.seeds, out, args.reference, args.p, args.f, args.device, args.mirroring,
-        jobs=args.jobs,
+        jobs=args.jobs, dedicated=args.dedicated, dedicated_trainer=args.dedicated_trainer,
+        dedicated_first_id=args.dedicated_first_id,
     )
     return 0
 
@@ -152,5 +247,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--mirroring", action="store_true", help="test-time mirroring in the evaluation (default off)"
+    )
+    p.add_argument(
+        "--dedicated", nargs="*", metavar="SUBSET",
+        help="also train the ceiling: one --dedicated-trainer model per listed modality subset, on a "
+        "derived dataset holding only its channels (e.g. T1 T1c T2 FLAIR T1c+FLAIR ~T1; no subset "
+        "given: all 14 proper subsets, 14 models per seed), each evaluated on its subset",
+    )
+    p.add_argument(
+        "--dedicated-trainer", default="nnUNetTrainer",
+        help="the vanilla trainer of the ceiling, on the compared schedule (default nnUNetTrainer; "
+        "e.g. nnUNetTrainer_demo with the _demo trainers); it also gives the full set's ceiling",
+    )
+    p.add_argument(
+        "--dedicated-first-id", type=int, default=None,
+        help="derived datasets take the lowest free dataset id from here (default 900, up to 999); "
+        "an earlier derived dataset of the same subset is reused",
     )
     p.set_defaults(func=_run)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown
 from nnunet_holder.compare.curves import Curves, converged, late_rise, plateau_start
 from nnunet_holder.compare.stats import (
     FULL,
@@ -238,10 +239,21 @@ def write_report(
     meta: dict,
     known_spreads: KnownSpreads | None = None,
     figures: Sequence[Path] = (),
+    ceiling: Ceiling | None = None,
 ) -> Path:
     """OUT/comparison.{md,csv,json} and OUT/comparison_heatmap.png; returns the Markdown path."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "comparison.json").write_text(json.dumps(to_json(runs, reference, curves, meta), indent=2))
+    result = to_json(runs, reference, curves, meta)
+    ceiling_part: list[str] = []
+    if ceiling is not None:
+        order, regions = common_layout(runs)
+        result["ceiling"] = ceiling_json(ceiling, runs, reference, order, regions)
+        ceiling_part = [
+            f"\n## The ceiling: a dedicated {ceiling.trainer} per modality subset (region-mean Dice %, "
+            "mean ± std over seeds)\n",
+            ceiling_markdown(ceiling, runs, reference, order, regions),
+        ]
+    (out / "comparison.json").write_text(json.dumps(result, indent=2))
     write_csv(runs, out / "comparison.csv")
     heat = heatmap(runs, out / "comparison_heatmap.png", "Dice % (mean of WT/TC/ET), mean over seeds")
     parts = [
@@ -250,6 +262,7 @@ def write_report(
         *[f"- {line}" for line in verdicts(runs, reference, known_spreads)],
         "\n## Mean over the missing-modality subsets and the full set (Dice %, mean ± std over seeds)\n",
         summary_table(runs),
+        *ceiling_part,
         f"\n## Paired differences against {reference} (Dice points, mean over seeds; "
         "seeds won in brackets)\n",
         difference_table(runs, reference),

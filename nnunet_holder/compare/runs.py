@@ -5,13 +5,15 @@ Each seed has its own nnU-Net results folder (`OUT/models/seed_S`, passed to `nn
 configuration only. A run whose `checkpoint_final.pth` exists is trained; any other run is
 (re)started with `--c`, which continues from `checkpoint_latest.pth` where an interrupted run left
 one and starts fresh otherwise. A run whose `OUT/evaluation/TRAINER/seed_S/subset_table.json`
-exists is evaluated. So an interrupted comparison continues where it stopped. With `jobs` > 1,
+exists and whose `timing.json` lists no failed case is evaluated (an evaluation with failed cases
+is done again). So an interrupted comparison continues where it stopped. With `jobs` > 1,
 that many trainings run side by side, each with its share of the CPU threads
 (`nnUNet_torch_threads`) or its own GPU (`CUDA_VISIBLE_DEVICES`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -38,6 +40,8 @@ class Run:
     plans: str
     configuration: str
     fold: int
+    label: str | None = None
+    """The evaluation folder's name where it is not the trainer's (a dedicated model of one subset)."""
 
     @property
     def results_root(self) -> Path:
@@ -58,26 +62,28 @@ class Run:
 
     @property
     def evaluation_folder(self) -> Path:
-        return self.out / "evaluation" / self.trainer / f"seed_{self.seed}"
+        return self.out / "evaluation" / (self.label or self.trainer) / f"seed_{self.seed}"
 
     @property
     def evaluated(self) -> bool:
-        return (self.evaluation_folder / TABLE).is_file()
+        """The subset table exists and no test case failed in the evaluation that wrote it."""
+        timing = self.evaluation_folder / "timing.json"
+        if not (self.evaluation_folder / TABLE).is_file() or not timing.is_file():
+            return False
+        return not json.loads(timing.read_text()).get("failures")
 
     @property
     def log(self) -> Path:
-        return self.out / "logs" / f"train_{self.trainer}_seed_{self.seed}.log"
+        return self.out / "logs" / f"train_{self.label or self.trainer}_seed_{self.seed}.log"
 
 
-def train(
-    run: Run, dataset: str, device: str, env: dict[str, str], show: Sequence[str] = (), label: str = ""
-) -> None:
+def train(run: Run, device: str, env: dict[str, str], show: Sequence[str] = (), label: str = "") -> None:
     """`nnUNetv2_train` of one run (seeded, `--c`), its output in `run.log`; lines with `show` echoed
     (after `label`, which tells concurrent runs apart)."""
     run.log.parent.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).parent / "nnUNetv2_train"
-    command = [str(exe), dataset, run.configuration, str(run.fold), "-tr", run.trainer, "-p", run.plans]
-    command += ["-device", device, "--c"]
+    command = [str(exe), run.dataset_folder, run.configuration, str(run.fold), "-tr", run.trainer]
+    command += ["-p", run.plans, "-device", device, "--c"]
     run_env = {
         **env,
         "nnUNet_results": str(run.results_root),
@@ -132,7 +138,6 @@ def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:
 
 def train_all(
     runs: Sequence[Run],
-    dataset: str,
     device: str,
     env: dict[str, str],
     jobs: int = 1,
@@ -147,9 +152,9 @@ def train_all(
     def work(run: Run) -> str | None:
         slot = slots.get()
         try:
-            print(f"{run.trainer} seed {run.seed}: training (log: {run.log})", flush=True)
-            label = f"[{run.trainer} seed {run.seed}] " if jobs > 1 else ""
-            train(run, dataset, device, {**env, **slot_env(slot, jobs, device)}, show, label)
+            print(f"{run.label or run.trainer} seed {run.seed}: training (log: {run.log})", flush=True)
+            label = f"[{run.label or run.trainer} seed {run.seed}] " if jobs > 1 else ""
+            train(run, device, {**env, **slot_env(slot, jobs, device)}, show, label)
             return None
         except SystemExit as e:
             return str(e)
@@ -173,8 +178,14 @@ def evaluate(run: Run, images: Path, labels: Path, device: str, mirroring: bool)
     )
     failures: list[str] = []
     n, cases = raw_cases(predictor, images, labels, failures)
+    # the failures go into the evaluation's record, so a re-run sees that this table is incomplete
     summary = evaluate_cases(
-        predictor, cases, run.evaluation_folder, num_cases=n, title=f"{run.trainer} seed {run.seed}"
+        predictor,
+        cases,
+        run.evaluation_folder,
+        num_cases=n,
+        title=f"{run.label or run.trainer} seed {run.seed}",
+        failures=failures,
     )
     if failures:
         raise SystemExit(
