@@ -157,3 +157,13 @@ def test_late_rise_of_a_line_and_convergence():
     flat = [0.8] * 30 + [0.8, 0.83, 0.8, 0.79, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
     assert plateau_start(flat) == 32 and converged(flat)
     assert late_rise([0.5]) == 0.0
+
+
+def test_json_and_markdown_verdicts_agree_when_recorded_spreads_judge_a_one_seed_comparison(tmp_path):
+    """With one seed, the recorded spreads decide; the JSON once ignored them and said "unknown"."""
+    runs = {"V": {0: _constant(0.779)}, "H": {0: _constant(0.729)}}
+    known = {"V": {FULL: 0.004, MISSING: 0.019}, "H": {FULL: 0.006, MISSING: 0.006}}
+    md = write_report(runs, "H", {}, tmp_path, "# t", {"dataset": "x"}, known).read_text()
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert "On the full set, V is better than H" in data["verdict"][0]
+    assert all(f"- {line}" in md for line in data["verdict"])

@@ -144,7 +144,13 @@ def curves_table(curves: Mapping[str, Mapping[int, Curves]]) -> str:
     return "\n".join(lines)
 
 
-def to_json(runs: Runs, reference: str, curves: Mapping[str, Mapping[int, Curves]], meta: dict) -> dict:
+def to_json(
+    runs: Runs,
+    reference: str,
+    curves: Mapping[str, Mapping[int, Curves]],
+    meta: dict,
+    known_spreads: KnownSpreads | None = None,
+) -> dict:
     order, regions = common_layout(runs)
     models = {}
     for model, model_runs in runs.items():
@@ -181,7 +187,7 @@ def to_json(runs: Runs, reference: str, curves: Mapping[str, Mapping[int, Curves
         "regions": regions,
         "subsets": order,
         "models": models,
-        "verdict": verdicts(runs, reference),
+        "verdict": verdicts(runs, reference, known_spreads),
     }
 
 
@@ -243,7 +249,7 @@ def write_report(
 ) -> Path:
     """OUT/comparison.{md,csv,json} and OUT/comparison_heatmap.png; returns the Markdown path."""
     out.mkdir(parents=True, exist_ok=True)
-    result = to_json(runs, reference, curves, meta)
+    result = to_json(runs, reference, curves, meta, known_spreads)
     ceiling_part: list[str] = []
     if ceiling is not None:
         order, regions = common_layout(runs)
@@ -259,7 +265,7 @@ def write_report(
     parts = [
         header,
         "\n## Verdict\n",
-        *[f"- {line}" for line in verdicts(runs, reference, known_spreads)],
+        *[f"- {line}" for line in result["verdict"]],  # the JSON's verdicts: the two cannot disagree
         "\n## Mean over the missing-modality subsets and the full set (Dice %, mean ± std over seeds)\n",
         summary_table(runs),
         *ceiling_part,
