@@ -32,6 +32,8 @@ def _compare(dataset: dict, out: Path) -> str:
     args = ["nnunet-holder", "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", *TRAINERS]
     # two trainings side by side, each with half of the cores (nnUNet_torch_threads)
     args += ["--seeds", *map(str, SEEDS), "-o", str(out), "--jobs", "2"]
+    # the ceiling of one subset: a dedicated vanilla model trained on the T1c channel alone
+    args += ["--dedicated", "T1c", "--dedicated-trainer", TRAINERS[0]]
     return run_cli(args, env, timeout=900).stdout
 
 
@@ -111,6 +113,27 @@ def test_report_equals_a_direct_computation_from_the_per_case_tables(compared):
         assert f"{100 * diff.mean():+.1f} ({int((diff > 0).sum())}/2)" in md
     assert "## Verdict" in md and "seed" in data["verdict"][0]
     assert (out / "comparison_heatmap.png").stat().st_size > 0 and (out / "comparison.csv").is_file()
+
+
+def test_the_ceiling_equals_the_dedicated_models_own_evaluations(compared):
+    dataset, out, stdout = compared
+    data = json.loads((out / "comparison.json").read_text())
+    ceiling = data["ceiling"]
+    derived = ceiling["datasets"]["T1c"]
+    raw = Path(dataset["env"]["nnUNet_raw"]) / derived
+    assert list(json.loads((raw / "dataset.json").read_text())["channel_names"]) == ["0"]
+    assert ceiling["trainings"] == len(SEEDS) and ceiling["train_seconds"] > 0
+    for seed in SEEDS:
+        dedicated = _direct(out, "dedicated_T1c", seed, ["Full"])  # the derived dataset's full set is T1c
+        assert ceiling["subsets"]["T1c"]["mean"][str(seed)] == pytest.approx(dedicated, abs=1e-9)
+        vanilla_full = _direct(out, TRAINERS[0], seed, ["Full"])
+        assert ceiling["subsets"]["Full"]["mean"][str(seed)] == pytest.approx(vanilla_full, abs=1e-9)
+    top = np.mean([_direct(out, "dedicated_T1c", s, ["Full"]) for s in SEEDS])
+    for trainer in TRAINERS:
+        value = np.mean([_direct(out, trainer, s, ["T1c"]) for s in SEEDS])
+        assert ceiling["gaps"][trainer]["mean"]["gap"] == pytest.approx(top - value, abs=1e-9)
+    md = (out / "comparison.md").read_text()
+    assert "## The ceiling" in md and "| T1c |" in md and "Cost: the ceiling took 2 dedicated trainings" in md
 
 
 def test_an_interrupted_comparison_continues_and_repeats_its_seed(compared):

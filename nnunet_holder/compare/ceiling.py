@@ -31,6 +31,10 @@ class Ceiling:
     subsets: Mapping[str, Mapping[int, Summary]]
     datasets: Mapping[str, str]
     """Per subset name, the derived dataset its models were trained on."""
+    trainings: int = 0
+    """How many dedicated models were trained (subsets × seeds; the full set's vanilla not counted)."""
+    train_seconds: float = 0.0
+    """Their training time, the sum of their epochs' times."""
 
     def values(self, subset: str, region: str, runs: Runs) -> dict[int, float]:
         """Seed → the ceiling's Dice of `subset` and `region` (the full set's from `runs[trainer]`)."""
@@ -95,6 +99,22 @@ def _percent(f: float) -> str:
     return "–" if math.isnan(f) else f"{100 * f:.0f} %"
 
 
+def cost_line(ceiling: Ceiling, curves: Mapping[str, Mapping[int, object]]) -> str:
+    """The ceiling's cost beside each unified model's: trainings and hours of epoch time."""
+    own = {
+        m: sum(sum(c.epoch_seconds) for c in by_seed.values()) / 3600
+        for m, by_seed in curves.items()
+        if by_seed
+    }
+    return (
+        f"Cost: the ceiling took {ceiling.trainings} dedicated trainings ({len(ceiling.subsets)} subsets × "
+        f"seeds) and {ceiling.train_seconds / 3600:.2f} h of epoch time, plus {ceiling.trainer} on the full "
+        "set; each model above took, for all its seeds: "
+        + ", ".join(f"{m} {h:.2f} h" for m, h in own.items())
+        + "."
+    )
+
+
 def ceiling_markdown(
     ceiling: Ceiling, runs: Runs, reference: str, order: list[str], regions: list[str]
 ) -> str:
@@ -148,6 +168,8 @@ def ceiling_json(ceiling: Ceiling, runs: Runs, reference: str, order: list[str],
     return {
         "trainer": ceiling.trainer,
         "datasets": dict(ceiling.datasets),
+        "trainings": ceiling.trainings,
+        "train_seconds": ceiling.train_seconds,
         "subsets": {
             s: {r: ceiling.values(s, r, runs) for r in [*regions, MEAN_REGION]}
             for s in ceiling.covered(order)

@@ -97,6 +97,7 @@ def run_comparison(
     results: dict = {t: {} for t in trainers}
     curves: dict[str, dict[int, Curves]] = {t: {} for t in trainers}
     ceiling: dict = {}
+    ceiling_seconds = 0.0
     for i, run in enumerate(everything, 1):
         if not run.evaluated:
             print(
@@ -111,6 +112,7 @@ def run_comparison(
             curves[run.trainer][run.seed] = read_curves(run.fold_folder / "checkpoint_final.pth")
         else:
             ceiling.setdefault(run.label, {})[run.seed] = R.load_evaluation(run)
+            ceiling_seconds += sum(read_curves(run.fold_folder / "checkpoint_final.pth").epoch_seconds)
     first = next(iter(results[reference].values()))
     meta = {
         "dataset": dataset_folder,
@@ -146,6 +148,8 @@ def run_comparison(
             trainer=dedicated_trainer,
             subsets={_subset_label(r, names): ceiling[r.label] for r in ceiling_runs if r.seed == seeds[0]},
             datasets={_subset_label(r, names): r.dataset_folder for r in ceiling_runs if r.seed == seeds[0]},
+            trainings=len(ceiling_runs),
+            train_seconds=ceiling_seconds,
         )
     report = write_report(results, reference, curves, out, header, meta, known_spreads, figures, arm)
     print(f"report: {report}")

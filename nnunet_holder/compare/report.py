@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown
+from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown, cost_line
 from nnunet_holder.compare.curves import Curves, converged, late_rise, plateau_start
 from nnunet_holder.compare.stats import (
     FULL,
@@ -258,6 +258,7 @@ def write_report(
             f"\n## The ceiling: a dedicated {ceiling.trainer} per modality subset (region-mean Dice %, "
             "mean ± std over seeds)\n",
             ceiling_markdown(ceiling, runs, reference, order, regions),
+            "\n" + cost_line(ceiling, curves),
         ]
     (out / "comparison.json").write_text(json.dumps(result, indent=2))
     write_csv(runs, out / "comparison.csv")
