@@ -83,8 +83,9 @@ class SoftHolderDivergenceLoss(nn.Module):
     quadratic in the log-probability differences near p = q, and those scale as 1/T), so the
     term's weight means the same at every temperature. Everything is computed from logsigmoid /
     log_softmax in float32 with autocast off: finite under fp16/bf16 autocast and for saturated
-    logits, exact 0 where the student's and the teacher's logits give the same distribution
-    (softmax logits that differ by a constant per voxel included).
+    logits, and 0 up to float32 rounding (which can leave a voxel's value a hair below 0) where the
+    student's and the teacher's logits give the same distribution (softmax logits that differ by a
+    constant per voxel included).
 
     Args:
         alpha: the Hölder exponent α > 1.
