@@ -22,6 +22,18 @@ from nnunet_holder.trainers.baselines.vanilla import (
     nnUNetTrainer_smoke,
 )
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
+from nnunet_holder.trainers.variants.distillation import (
+    HolderMITrainer_featureFusion_distill,
+    HolderMITrainer_featureFusion_distill_5epochs,
+    HolderMITrainer_featureFusion_distill_demo,
+    HolderMITrainer_featureFusion_distill_small,
+    HolderMITrainer_featureFusion_distill_smoke,
+    HolderMITrainer_inputFusion_distill,
+    HolderMITrainer_inputFusion_distill_5epochs,
+    HolderMITrainer_inputFusion_distill_demo,
+    HolderMITrainer_inputFusion_distill_small,
+    HolderMITrainer_inputFusion_distill_smoke,
+)
 from nnunet_holder.trainers.variants.feature_fusion import (
     HolderMITrainer_featureFusion,
     HolderMITrainer_featureFusion_5epochs,
@@ -129,6 +141,16 @@ ALL_TRAINERS = (
     HolderMITrainer_inputFusion_sumSubsets,
     HolderMITrainer_inputFusion_BCE,
     HolderMITrainer_inputFusion_availabilityChannels,
+    HolderMITrainer_inputFusion_distill,
+    HolderMITrainer_inputFusion_distill_5epochs,
+    HolderMITrainer_inputFusion_distill_smoke,
+    HolderMITrainer_inputFusion_distill_small,
+    HolderMITrainer_inputFusion_distill_demo,
+    HolderMITrainer_featureFusion_distill,
+    HolderMITrainer_featureFusion_distill_5epochs,
+    HolderMITrainer_featureFusion_distill_smoke,
+    HolderMITrainer_featureFusion_distill_small,
+    HolderMITrainer_featureFusion_distill_demo,
     nnUNetTrainer_smoke,
     nnUNetTrainer_small,
     nnUNetTrainer_demo,

@@ -74,6 +74,11 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     alpha: ClassVar[float] = 1.1
     lambda_hd: ClassVar[float] = 1.0
     lambda_mi: ClassVar[float] = 1.0
+    lambda_kd: ClassVar[float] = 0.0
+    """The weight of the distillation term D(p_S ‖ sg(p_full)) (0: none, the paper's Eq. 7; see
+    `HolderMILoss` and trainers/variants/distillation.py)."""
+    kd_temperature: ClassVar[float] = 1.0
+    """The temperature of the distillation term (logits / T, term × T²)."""
     detach_teacher: ClassVar[bool] = True
     subsets_per_step: ClassVar[int | None] = None
     """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
@@ -149,6 +154,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             detach_teacher=self.detach_teacher,
             full_set_weight=self.full_set_weight,
             subset_reduction=self.subset_reduction,
+            lambda_kd=self.lambda_kd,
+            kd_temperature=self.kd_temperature,
             batch_dice=self.configuration_manager.batch_dice,
             ddp=self.is_ddp,
         )
@@ -196,7 +203,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     def on_train_epoch_end(self, train_outputs: list[dict]) -> None:
         super().on_train_epoch_end(train_outputs)
         collated = collate_outputs(train_outputs)
-        parts = {k: float(np.mean(collated[k])) for k in ("dice", "hd", "mi") if k in collated}
+        parts = {k: float(np.mean(collated[k])) for k in ("dice", "hd", "mi", "kd") if k in collated}
         self.print_to_log_file(
             "train loss parts (this rank): " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items())
         )

@@ -1,5 +1,7 @@
 """The training loss of the method: Dice + λ2·divergence over every modality subset and deep-
-supervision scale, plus λ1·variational MI, on the training output of a modality-parallel network.
+supervision scale, plus λ1·variational MI (and, for the distillation trainers, λ_kd·the proper
+Hölder divergence from each subset's prediction to the full set's), on the training output of a
+modality-parallel network.
 
 The network fuses (its `training_output` gives one logit map per subset of the step and scale,
 whether it fuses logits or features), so the loss only needs the fused maps; the Dice and
@@ -18,6 +20,7 @@ from torch import nn
 from nnunet_holder.losses.divergences import build_divergence
 from nnunet_holder.losses.inputs import autocast_off, hard_target
 from nnunet_holder.losses.mi import VariationalMILoss, mi_stage_weights
+from nnunet_holder.losses.soft_holder import SoftHolderDivergenceLoss
 
 
 class HolderMILoss(nn.Module):
@@ -26,7 +29,8 @@ class HolderMILoss(nn.Module):
         Ŷ_S^k: the network's fused logits of subset S at scale k (the paper's network: the mean
                Σ_{i∈S} h_i^k / |S| of the per-modality logits; the feature-fusion network:
                one decoder pass over the fused features)
-        L_S   = Σ_k w_k [ Dice(Ŷ_S^k, Y^k) + λ2 · D(Ŷ_S^k, Y^k) ] + λ1 · Σ_j γ_j MI_S^j
+        L_S   = Σ_k w_k [ Dice(Ŷ_S^k, Y^k) + λ2 · D(Ŷ_S^k, Y^k) + λ_kd · KD(Ŷ_S^k ‖ sg(Ŷ_F^k)) ]
+                + λ1 · Σ_j γ_j MI_S^j
         L     = (Σ_{S ≠ F} L_S + ω · L_F) / Z
 
     over the n subsets of the step, F the full set (the last subset of the step, as the trainers
@@ -39,7 +43,12 @@ class HolderMILoss(nn.Module):
     datasets, on softmax probabilities without the background class for label datasets, exactly
     nnU-Net's settings. D is `build_divergence(divergence)`; MI_S^j is `VariationalMILoss` at MI
     stage j (shallow → deep) with γ_j from `mi_stage_weights`. Scales whose weight w_k is 0 are
-    skipped, as nnU-Net's DeepSupervisionWrapper does. The Dice, divergence and MI are
+    skipped, as nnU-Net's DeepSupervisionWrapper does. KD is the knowledge-distillation reading of
+    the Hölder term (λ_kd > 0 only): `SoftHolderDivergenceLoss`, the proper Hölder divergence
+    D_{α,γ} at temperature T between each subset's prediction and the full set's prediction of
+    the same forward pass, the teacher detached (sg); the full set's own term is 0 and is not
+    computed. It sits at every deep-supervision scale with the weights w_k of the label terms, so
+    λ_kd weighs it against Dice and D alike at every scale. The Dice, divergence, KD and MI are
     computed in float32 with autocast off.
 
     Args:
@@ -57,19 +66,25 @@ class HolderMILoss(nn.Module):
         subset_reduction: "mean" (divide by the sum of the subset weights) or "sum".
         log_dice_per_subset: also report each subset's Dice loss at the first weighted scale
             (one extra no-grad pass over the probabilities, this rank's values only).
+        lambda_kd: λ_kd, the weight of the distillation term; 0 (the default, the paper's Eq. 7)
+            leaves it out.
+        kd_temperature: T of the distillation term (`SoftHolderDivergenceLoss`).
+        kd_gamma: γ of the distillation term's Hölder divergence; its α is `alpha`.
 
     Inputs of forward:
         output: the network's training dict. Consumed keys: "logits" (list over scales of the
             fused logits (B, S, C, *spatial_k), one map per subset of the step) and, when
             lambda_mi > 0, "mi_pred" (list over MI stages of (B, S, F_j, *sp_j)), "mi_target" (list of
-            (B, F_j, *sp_j)), "mi_var" (list of (F_j,)).
+            (B, F_j, *sp_j)), "mi_var" (list of (F_j,)); with lambda_kd > 0, "subset_mask" (S, M)
+            when present, to check that the last subset, the teacher, is the full set.
         target: list over scales of nnU-Net targets: one-hot (B, C, *spatial_k) for region
             datasets, label maps (B, 1, *spatial_k) for label datasets (a bare tensor for one scale).
 
     forward returns the scalar loss and stores the logged parts in `last_parts`; `compute` returns
     both. Parts: "dice" (Σ_k w_k · Dice, mean over subsets), "hd" (Σ_k w_k · D, before λ2), "mi"
-    (Σ_j γ_j · MI, before λ1), all floats, and "dice_per_subset" (list of S floats) when
-    `log_dice_per_subset`.
+    (Σ_j γ_j · MI, before λ1), all floats, "kd" (Σ_k w_k · KD, the mean over the step's subsets
+    with the full set's 0, before λ_kd) when lambda_kd > 0, and "dice_per_subset" (list of S
+    floats) when `log_dice_per_subset`.
     """
 
     def __init__(
@@ -87,13 +102,18 @@ class HolderMILoss(nn.Module):
         full_set_weight: float = 1.0,
         subset_reduction: str = "mean",
         log_dice_per_subset: bool = False,
+        lambda_kd: float = 0.0,
+        kd_temperature: float = 1.0,
+        kd_gamma: float = 1.0,
     ) -> None:
         super().__init__()
         weights = (1.0,) if ds_weights is None else tuple(float(w) for w in ds_weights)
         if not weights or any(w < 0 for w in weights) or not any(w > 0 for w in weights):
             raise ValueError(f"ds_weights must be non-negative with at least one > 0, got {ds_weights}")
-        if lambda_hd < 0 or lambda_mi < 0:
-            raise ValueError(f"lambda_hd and lambda_mi must be >= 0, got {lambda_hd}, {lambda_mi}")
+        if lambda_hd < 0 or lambda_mi < 0 or lambda_kd < 0:
+            raise ValueError(
+                f"lambda_hd, lambda_mi and lambda_kd must be >= 0, got {lambda_hd}, {lambda_mi}, {lambda_kd}"
+            )
         if full_set_weight < 0:
             raise ValueError(f"full_set_weight must be >= 0, got {full_set_weight}")
         if subset_reduction not in ("mean", "sum"):
@@ -114,6 +134,11 @@ class HolderMILoss(nn.Module):
             if log_dice_per_subset else None
         )
         self.mi = VariationalMILoss(detach_teacher=detach_teacher)
+        self.lambda_kd = float(lambda_kd)
+        self.distillation = (
+            SoftHolderDivergenceLoss(alpha, kd_gamma, kd_temperature, use_sigmoid, detach_teacher=True)
+            if lambda_kd > 0 else None
+        )
         self.last_parts: dict[str, float | list[float]] = {}
 
     def forward(self, output: dict, target: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
@@ -135,9 +160,11 @@ class HolderMILoss(nn.Module):
         device = logits[0].device
         num_subsets = logits[0].shape[1] if logits[0].ndim >= 4 else 0
         full_weight = self.full_set_weight if num_subsets > 1 else 1.0
+        if self.distillation is not None:
+            self._check_teacher(output)
         with autocast_off(device):
             zero = logits[0].new_zeros((), dtype=torch.float32)
-            dice, hd, per_subset, full = zero, zero, None, zero
+            dice, hd, kd, per_subset, full = zero, zero, zero, None, zero
             for w, h, y in zip(self.ds_weights, logits, targets, strict=True):
                 if w == 0:
                     continue
@@ -153,15 +180,17 @@ class HolderMILoss(nn.Module):
                     per_subset = self._dice_per_subset(probs, onehot, num_subsets)
                 if self.divergence is not None:
                     hd = hd + w * self.divergence(fused, y.unsqueeze(1), class_dim=2)
+                if self.distillation is not None and num_subsets > 1:
+                    kd = kd + w * self._distillation_term(fused)
                 if full_weight != 1:
                     full = full + w * self._full_set_term(fused, probs, onehot, y)
             mi, mi_full = self._mi(output, num_subsets, device)
-            loss = dice + self.lambda_hd * hd + self.lambda_mi * mi
+            loss = dice + self.lambda_hd * hd + self.lambda_mi * mi + self.lambda_kd * kd
             full = full + self.lambda_mi * mi_full
             loss = self._reduce_subsets(loss, full, num_subsets, full_weight)
-        parts: dict[str, float | list[float]] = dict(
-            zip(("dice", "hd", "mi"), torch.stack([dice, hd, mi]).detach().tolist(), strict=True)
-        )
+        names = ("dice", "hd", "mi") if self.distillation is None else ("dice", "hd", "mi", "kd")
+        values = torch.stack([dice, hd, mi, kd][: len(names)]).detach().tolist()
+        parts: dict[str, float | list[float]] = dict(zip(names, values, strict=True))
         if per_subset is not None:
             parts["dice_per_subset"] = per_subset.tolist()
         return loss, parts
@@ -185,6 +214,25 @@ class HolderMILoss(nn.Module):
         if self.divergence is not None:
             term = term + self.lambda_hd * self.divergence(fused[:, -1:], y.unsqueeze(1), class_dim=2)
         return term
+
+    @staticmethod
+    def _check_teacher(output: dict) -> None:
+        """Refuse a step whose last subset (the distillation teacher) is not the full set."""
+        mask = output.get("subset_mask")
+        if mask is not None and not bool(mask[-1].bool().all()):
+            raise ValueError(
+                "the distillation teacher is the last subset of the step and must be the full set, "
+                f"got the subset mask {mask.tolist()}"
+            )
+
+    def _distillation_term(self, fused: torch.Tensor) -> torch.Tensor:
+        """Σ_{S ≠ F} KD(Ŷ_S ‖ sg(Ŷ_F)) / n at one scale, for fused logits (B, n, C, *sp), F the last.
+
+        Every student subset has the same number of values, so the mean over all of them, times
+        (n − 1)/n, is the mean over the n subsets of each one's mean, the full set's 0 included.
+        """
+        n = fused.shape[1]
+        return self.distillation(fused[:, :-1], fused[:, -1:], class_dim=2) * ((n - 1) / n)
 
     def _dice_inputs(self, fused: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities (B, S·C', *sp) and one-hot targets repeated per subset, C' = C (sigmoid) or C − 1.

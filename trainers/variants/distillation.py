@@ -1,0 +1,62 @@
+"""Distillation trainers: the knowledge-distillation reading of the paper's Hölder term.
+
+The paper calls its Hölder term "knowledge distillation" (Tables V and VIII) but writes it against
+the labels (Eq. 7), which is what every other Holder trainer keeps. These trainers add the other
+reading beside it: for each subset S of the step, λ_kd · D_{α,γ}(p_S ‖ sg(p_full)), the proper
+Hölder divergence (`SoftHolderDivergenceLoss`, zero iff the two predictions agree) from the
+subset's prediction to the full set's prediction of the same forward pass, the full set a detached
+teacher (α the trainer's `alpha`, γ = 1), at temperature `kd_temperature` and at every
+deep-supervision scale with nnU-Net's weights (`HolderMILoss`). The label terms (Dice + Hölder
+against the labels) and the MI term stay. A variant that tries another weight or temperature sets
+`lambda_kd` or `kd_temperature` (default 1). Hosts: the input-fusion network (nnU-Net's own U-Net,
+the network modality dropout trains) and the feature-fusion network, each with its subset schedule
+(2 and 4 subsets per step, the full set always among them, so every step has its teacher).
+"""
+
+from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE
+from nnunet_holder.trainers.variants.feature_fusion import HolderMITrainer_featureFusion
+from nnunet_holder.trainers.variants.input_fusion import HolderMITrainer_inputFusion
+
+
+class HolderMITrainer_inputFusion_distill(HolderMITrainer_inputFusion):
+    """Input fusion with each subset's prediction distilled from the full set's (λ_kd = 1)."""
+
+    lambda_kd = 1.0
+
+
+class HolderMITrainer_featureFusion_distill(HolderMITrainer_featureFusion):
+    """Feature fusion with each subset's prediction distilled from the full set's (λ_kd = 1)."""
+
+    lambda_kd = 1.0
+
+
+class HolderMITrainer_inputFusion_distill_5epochs(HolderMITrainer_inputFusion_distill):
+    overrides = FIVE_EPOCHS
+
+
+class HolderMITrainer_inputFusion_distill_smoke(HolderMITrainer_inputFusion_distill):
+    overrides = SMOKE
+
+
+class HolderMITrainer_inputFusion_distill_small(HolderMITrainer_inputFusion_distill):
+    overrides = SMALL
+
+
+class HolderMITrainer_inputFusion_distill_demo(HolderMITrainer_inputFusion_distill):
+    overrides = DEMO
+
+
+class HolderMITrainer_featureFusion_distill_5epochs(HolderMITrainer_featureFusion_distill):
+    overrides = FIVE_EPOCHS
+
+
+class HolderMITrainer_featureFusion_distill_smoke(HolderMITrainer_featureFusion_distill):
+    overrides = SMOKE
+
+
+class HolderMITrainer_featureFusion_distill_small(HolderMITrainer_featureFusion_distill):
+    overrides = SMALL
+
+
+class HolderMITrainer_featureFusion_distill_demo(HolderMITrainer_featureFusion_distill):
+    overrides = DEMO
