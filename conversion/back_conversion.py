@@ -3,7 +3,7 @@
 Only the label values change; each output keeps its prediction's geometry (origin, spacing,
 direction) and is written as uint8. The BraTS convention comes from the argument, else from a
 dataset.json (`brats_convention`, written by `convert_brats`; nnU-Net also copies dataset.json
-into every prediction folder), else BraTS 2018–2021 (0/1/2/4).
+into every prediction folder), else BraTS 2018–2021 (0/1/2/4) with a warning (`resolve_convention`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 from nnunet_holder.conversion.images import write_labels
-from nnunet_holder.conversion.labels import nnunet_to_brats, normalize_convention
+from nnunet_holder.conversion.labels import describe_convention, nnunet_to_brats, normalize_convention
 from nnunet_holder.conversion.problems import ConversionError, Problem
 
 DEFAULT_CONVENTION = "2018"
@@ -32,6 +32,25 @@ def _dataset_metadata(pred_dir: Path, dataset_json: Path | None) -> dict:
         return _read_dataset_json(dataset_json)
     beside = pred_dir / "dataset.json"
     return _read_dataset_json(beside) if beside.is_file() else {}
+
+
+def resolve_convention(
+    pred_dir: Path | str, convention: str | None = None, dataset_json: Path | str | None = None
+) -> tuple[str, str | None]:
+    """The convention `to_brats` writes, and a warning when it is only the default.
+
+    `nnunet-holder predict` and `evaluate-subsets --save-segmentations` leave no dataset.json
+    beside their segmentations, so without `convention` a BraTS 2023+ model's predictions would
+    silently get 2018-2021 labels (ET = 4); the warning says so and names the option.
+    """
+    metadata = _dataset_metadata(Path(pred_dir), Path(dataset_json) if dataset_json is not None else None)
+    chosen = convention or metadata.get("brats_convention")
+    if chosen is not None:
+        return normalize_convention(chosen), None
+    return DEFAULT_CONVENTION, (
+        f"no --convention given and no dataset.json with brats_convention (in {pred_dir} or --dataset-json): "
+        f"writing {describe_convention(DEFAULT_CONVENTION)}; for BraTS 2023/2024 data pass --convention 2023"
+    )
 
 
 def to_brats(
@@ -54,7 +73,7 @@ def to_brats(
             "the output folder must differ from the prediction folder (predictions stay untouched)"
         )
     metadata = _dataset_metadata(pred_dir, Path(dataset_json) if dataset_json is not None else None)
-    convention = normalize_convention(convention or metadata.get("brats_convention", DEFAULT_CONVENTION))
+    convention, _ = resolve_convention(pred_dir, convention, dataset_json)
     file_ending = metadata.get("file_ending", ".nii.gz")
     predictions = sorted(p for p in pred_dir.iterdir() if p.is_file() and p.name.endswith(file_ending))
     if not predictions:

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from nnunet_holder.conversion.back_conversion import to_brats
+from nnunet_holder.conversion.back_conversion import resolve_convention, to_brats
 from nnunet_holder.conversion.convert import DEFAULT_NAME, convert_brats, default_num_processes
-from nnunet_holder.conversion.labels import CONVENTIONS
+from nnunet_holder.conversion.labels import CONVENTION_NAMES, describe_convention
 from nnunet_holder.conversion.problems import ConversionError
 from nnunet_holder.conversion.report import ConversionResult, format_problems, format_summary
 
@@ -57,10 +57,13 @@ def _run_convert(args: argparse.Namespace) -> int:
 def _run_to_brats(args: argparse.Namespace) -> int:
     try:
         written = to_brats(args.pred_dir, args.out_dir, args.convention, args.dataset_json, args.overwrite)
+        convention, warning = resolve_convention(args.pred_dir, args.convention, args.dataset_json)
     except (ConversionError, ValueError, OSError) as e:
         _print_error(e)
         return 1
-    print(f"Wrote {len(written)} BraTS label files to {args.out_dir}")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Wrote {len(written)} files in {describe_convention(convention)} to {args.out_dir}")
     return 0
 
 
@@ -113,9 +116,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     back.add_argument("out_dir", type=Path, help="where the BraTS-label files go")
     back.add_argument(
         "--convention",
-        choices=CONVENTIONS,
-        help="2018: labels 0/1/2/4 (BraTS 2018-2021); 2023: 0/1/2/3 (GLI). "
-        "Default: the dataset.json's, else 2018",
+        choices=CONVENTION_NAMES,
+        help="2018-2021: labels 1 NCR/NET, 2 ED, 4 ET; 2023-2024: 1 NETC, 2 SNFH, 3 ET. Default: the "
+        "brats_convention of the dataset.json (--dataset-json, else the one in pred_dir), else 2018 with a "
+        "warning (`nnunet-holder predict` writes no dataset.json: pass --convention 2023 for BraTS 2023+)",
     )
     back.add_argument(
         "--dataset-json", type=Path, help="dataset.json of the converted dataset (brats_convention)"

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-CONVENTIONS: tuple[str, ...] = ("2018", "2023")
 _ALIASES = {"2018": "2018", "2019": "2018", "2020": "2018", "2021": "2018", "2023": "2023", "2024": "2023"}
+CONVENTION_NAMES: tuple[str, ...] = tuple(_ALIASES)
+"""Every year `normalize_convention` accepts."""
+BRATS_LABEL_NAMES: dict[str, dict[int, str]] = {
+    "2018": {1: "NCR/NET", 2: "ED", 4: "ET"},
+    "2023": {1: "NETC", 2: "SNFH", 3: "ET"},
+}
 
 TO_NNUNET: dict[str, dict[int, int]] = {
     "2018": {0: 0, 1: 2, 2: 1, 4: 3},
@@ -41,6 +46,28 @@ def normalize_convention(value: str | int) -> str:
     if key not in _ALIASES:
         raise ValueError(f"unknown BraTS label convention {value!r}; use one of {sorted(_ALIASES)}")
     return _ALIASES[key]
+
+
+def brats_regions(convention: str) -> list[list[int]]:
+    """WT, TC, ET as BraTS label values: 2023 [1, 2, 3], [1, 3], [3]; 2018 [1, 2, 4], [1, 4], [4].
+
+    Derived from nnU-Net's nested regions (`NNUNET_LABELS`) through `FROM_NNUNET`, so each region
+    holds the same voxels whether a case is read in BraTS labels or in nnU-Net's.
+    """
+    mapping = FROM_NNUNET[normalize_convention(convention)]
+    return [
+        sorted(mapping[v] for v in region)
+        for name, region in NNUNET_LABELS.items()
+        if isinstance(region, list)
+    ]
+
+
+def describe_convention(convention: str) -> str:
+    """'BraTS 2023+ labels (1 NETC, 2 SNFH, 3 ET)', for messages."""
+    convention = normalize_convention(convention)
+    years = "2018-2021" if convention == "2018" else "2023+"
+    names = ", ".join(f"{value} {name}" for value, name in BRATS_LABEL_NAMES[convention].items())
+    return f"BraTS {years} labels ({names})"
 
 
 def _as_integer_labels(values: np.ndarray) -> tuple[np.ndarray, list[str]]:

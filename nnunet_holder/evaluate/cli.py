@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, METRIC_SETS, check_metric_sets
 from nnunet_holder.predict.cli import (
     add_model_arguments,
     check_model_arguments,
@@ -60,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         part=part,
         earlier_cases=sorted(skip),
         failures=failures,
+        metrics=check_metric_sets(args.metrics),
     )
     if summary is None:
         print(
@@ -68,7 +70,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     else:
         print_summary(summary, args.protocol)
-        written = "subset_table.md/.csv/.json, subset_metrics_per_case.csv, dice_heatmap.png, timing.json"
+        written = "subset_table.md/.csv/.json, subset_metrics_per_case.csv, timing.json"
+        if "legacy" in args.metrics:
+            written += ", dice_heatmap.png"
         if args.save_segmentations:
             written += ", segmentations/<subset>/"
         print(f"\nwritten to {out}: {written}")
@@ -84,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Evaluate every non-empty modality subset (15 for BraTS) on complete, labelled cases. "
         "By default (--protocol preprocessed) HolderMITrainer models need ONE sliding-window pass per case; "
         "other nnU-Net models are run once per subset with the missing channels zero-filled. "
-        "Dice and HD95 (BraTS 2017-2021 empty rules).",
+        "Dice and HD95 (BraTS 2017-2021 empty rules), and with --metrics lesion the BraTS 2023 lesion-wise "
+        "Dice and HD95.",
     )
     p.add_argument(
         "-i", dest="images", required=True, help="folder of CASE_XXXX.nii.gz images (all channels)"
@@ -124,6 +129,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also write every subset's segmentation in nnU-Net's format to "
         "-o/segmentations/<subset>/CASE.nii.gz (subset names as in the table, e.g. T1c+Fl, ~T1, Full; "
         "the network's label maps, before --postprocess-et)",
+    )
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=list(METRIC_SETS),
+        default=list(DEFAULT_METRIC_SETS),
+        help="metric sets, one table per metric: "
+        + "; ".join(f"'{name}': {text}" for name, text in METRIC_SETS.items())
+        + " (default: legacy; e.g. --metrics legacy lesion). Every table's heading names its metric",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing evaluation in -o")
     p.set_defaults(func=_run)

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nnunet_holder.evaluate.metrics import evaluate_case, metric_columns, regions_from_dataset_labels
+from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, metric_set_columns, score_case
+from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits, to_segmentation
 from nnunet_holder.evaluate.tables import Summary, summarise, summary_markdown, write_case_csv, write_summary
 from nnunet_holder.parts import Part, atomic_write
@@ -115,6 +116,7 @@ def evaluate_cases(
     part: Part = Part(),  # noqa: B008 (frozen)
     earlier_cases: Sequence[str] = (),
     failures: Sequence[str] = (),
+    metrics: Sequence[str] = DEFAULT_METRIC_SETS,
 ) -> Summary | None:
     """Score every subset of every case under `protocol` (a key of `PROTOCOLS`) into `out_dir`.
 
@@ -123,7 +125,8 @@ def evaluate_cases(
     single-part evaluation is merged at once into the tables and figures, and its Summary
     returned; a part of several returns None and waits for `merge_evaluation`. With
     `save_segmentations`, each subset's label map (the network's, before `postprocess_et`) is
-    written in nnU-Net's format to out_dir/segmentations/<subset>/<case><ending>.
+    written in nnU-Net's format to out_dir/segmentations/<subset>/<case><ending>. `metrics` names
+    the metric sets to compute (keys of `metric_sets.METRIC_SETS`).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; one of {sorted(PROTOCOLS)}")
@@ -147,12 +150,13 @@ def evaluate_cases(
             {
                 "case": prepared.case,
                 "subset": subset_name(s, short),
-                **evaluate_case(
+                **score_case(
                     seg,
                     prepared.reference,
                     regions,
                     region_names,
                     prepared.spacing,
+                    metrics,
                     et_index=et_index,
                     postprocess_et_voxels=postprocess_et,
                 ),
@@ -175,7 +179,7 @@ def evaluate_cases(
         "title": title,
         "protocol": protocol,
         "order": [subset_name(s, short) for s in subsets],
-        "metrics": metric_columns(region_names),
+        "metrics": metric_set_columns(metrics, region_names),
         "modality_names": list(short),
     }
     (out_dir / PARTS_FOLDER).mkdir(exist_ok=True)
@@ -210,6 +214,10 @@ def merge_evaluation(out_dir: Path) -> Summary:
         if not path.is_file():
             raise SystemExit(f"{out_dir}: case {case} is listed by a part but {path} does not exist")
         result = json.loads(path.read_text())
+        if missing := sorted(set(first["metrics"]) - set(result["rows"][0])):
+            raise SystemExit(
+                f"{path} was evaluated without {missing} (another --metrics); pass --overwrite to redo it"
+            )
         rows += result["rows"]
         timings.append({"case": case, **result["timing"]})
     if not rows:
@@ -223,7 +231,8 @@ def merge_evaluation(out_dir: Path) -> Summary:
     )
     from nnunet_holder.evaluate.figures import dice_heatmap
 
-    dice_heatmap(summary, out_dir / "dice_heatmap.png", title=_figure_title(first["title"], protocol))
+    if summary.regions("Dice"):  # not with lesion-wise metrics only
+        dice_heatmap(summary, out_dir / "dice_heatmap.png", title=_figure_title(first["title"], protocol))
     return summary
 
 

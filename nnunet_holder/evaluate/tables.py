@@ -19,13 +19,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nnunet_holder.evaluate.lesion import DEFAULT_CHALLENGE
 from nnunet_holder.subsets import all_subsets, subset_name
 
 AVERAGE = "Average"
 """Key of the average over subsets in `Summary.stats`, the CSV and the JSON (shown as "Avg")."""
 
 # metric prefix -> (scale, decimals, heading); Dice is shown in percent like the paper
-_DISPLAY = {"Dice": (100.0, 1, "Dice (%)"), "HD95": (1.0, 2, "HD95 (mm)")}
+_DISPLAY = {
+    "Dice": (100.0, 1, "Dice (%)"),
+    "HD95": (1.0, 2, "HD95 (mm)"),
+    "LesionDice": (100.0, 1, f"Lesion-wise Dice (%), BraTS 2023 {DEFAULT_CHALLENGE} rules"),
+    "LesionHD95": (1.0, 2, f"Lesion-wise HD95 (mm), BraTS 2023 {DEFAULT_CHALLENGE} rules"),
+}
 _DEFAULT_DISPLAY = (1.0, 3, None)
 
 
