@@ -2,9 +2,11 @@
 
 nnU-Net's own `-num_gpus` path is nccl-only, so this drives the same pieces directly: the
 network wrapped in DistributedDataParallel exactly as nnU-Net wraps it (no
-find_unused_parameters), the composite loss over every modality subset, one backward. DDP
-averages the ranks' gradients; every loss term is a mean over samples (Dice with batch_dice off,
-per-sample instance norms), so the average over two halves equals the whole-batch gradient.
+find_unused_parameters), the composite loss over every modality subset or over a step's subsets
+drawn as the trainers draw them (`draw_step_subsets`: the full set among them, the same on every
+rank), one backward. DDP averages the ranks' gradients; every loss term is a mean over samples
+(Dice with batch_dice off, per-sample instance norms), so the average over two halves equals the
+whole-batch gradient.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from nnunet_holder.architectures import ModalityParallelNet
+from nnunet_holder.trainers.holder_mi import draw_step_subsets
+from nnunet_holder.trainers.seeding import seed_everything
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nnunet_holder.losses import HolderMILoss
@@ -43,9 +47,13 @@ def _setup(seed: int = 0):
     return net, loss, x, y
 
 
+SEED, EPOCH, STEP = 3, 2, 5
+
+
 def _subsets(k: int | None):
+    """Every subset, or the trainers' draw of k subsets for one step (the full set last)."""
     mask = subset_mask(all_subsets(M), M)
-    return mask if k is None else mask[[0, 5, 9, len(mask) - 1][:k]]
+    return mask if k is None else mask[draw_step_subsets(len(mask), k, SEED, EPOCH, STEP)]
 
 
 def _worker(rank: int, world: int, folder: str, k: int | None) -> None:
@@ -55,12 +63,12 @@ def _worker(rank: int, world: int, folder: str, k: int | None) -> None:
     net, loss, x, y = _setup()
     ddp = DDP(net)
     half = slice(rank * B // world, (rank + 1) * B // world)
-    out = ddp(x[half], _subsets(k))
+    seed_everything(SEED + rank)  # each rank's global generators, as a seeded trainer's
+    subsets = _subsets(k)
+    out = ddp(x[half], subsets)
     loss(out, [t[half] for t in y]).backward()
-    torch.save(
-        {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None},
-        Path(folder) / f"{rank}.pt",
-    )
+    grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    torch.save({"grads": grads, "subsets": subsets}, Path(folder) / f"{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -77,7 +85,9 @@ def _run(tmp_path, k):
         s.bind(("127.0.0.1", 0))
         os.environ["HOLDER_TEST_PORT"] = str(s.getsockname()[1])
     mp.spawn(_worker, args=(2, str(tmp_path), k), nprocs=2, join=True)
-    return [torch.load(tmp_path / f"{r}.pt") for r in range(2)], _single(k)
+    saved = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
+    assert torch.equal(saved[0]["subsets"], saved[1]["subsets"])  # every rank trains the same subsets
+    return [s["grads"] for s in saved], _single(k)
 
 
 def _assert_close(a: torch.Tensor, b: torch.Tensor, name: str) -> None:
@@ -95,6 +105,8 @@ def test_ddp_gradients_match_across_ranks_and_single_process(tmp_path):
 
 
 def test_ddp_with_a_sampled_subset_schedule(tmp_path):
+    subsets = _subsets(3)
+    assert subsets.shape[0] == 3 and bool(subsets[-1].all())  # the trainers' shape: the full set last
     ranks, single = _run(tmp_path, 3)
     for name in single:
         _assert_close(ranks[0][name], single[name], name)

@@ -1,8 +1,16 @@
-"""Dice and HD95 against MONAI (the independent reference), BraTS empty rules, regions, ET post-processing."""
+"""Dice and HD95 against MONAI (the independent reference), BraTS empty rules, regions, ET post-processing.
+
+Only the cross-checks against MONAI need MONAI (a test dependency): without it they skip, and
+every other test still runs.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,14 +31,13 @@ from nnunet_holder.evaluate.metrics import (
     regions_from_dataset_labels,
 )
 
-monai_metrics = pytest.importorskip("monai.metrics")
-
 # MONAI stores surface distances as float32, so it differs from our float64 by rounding only
 HD95_TOL_MM = 1e-4
 SPACINGS = [(1.0, 1.0, 1.0), (2.5, 1.0, 0.8)]
 
 
 def monai_hd95(pred: np.ndarray, gt: np.ndarray, spacing) -> float:
+    monai_metrics = pytest.importorskip("monai.metrics")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MONAI's deprecation notices
         out = monai_metrics.compute_hausdorff_distance(
@@ -44,6 +51,7 @@ def monai_hd95(pred: np.ndarray, gt: np.ndarray, spacing) -> float:
 
 
 def monai_dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    monai_metrics = pytest.importorskip("monai.metrics")
     out = monai_metrics.compute_dice(
         torch.from_numpy(pred)[None, None].float(),
         torch.from_numpy(gt)[None, None].float(),
@@ -237,3 +245,24 @@ def test_evaluate_case_argument_checks():
         evaluate_case(seg, seg[:2], BRATS_REGIONS, BRATS_REGION_NAMES, (1, 1, 1))
     with pytest.raises(ValueError, match="region names"):
         evaluate_case(seg, seg, BRATS_REGIONS, ["WT"], (1, 1, 1))
+
+
+MONAI_CROSS_CHECKS = (
+    "test_hd95_and_dice_match_monai",
+    "test_hd95_matches_monai_in_2d",
+    "test_evaluate_case_matches_per_region_metrics",
+)
+
+
+def test_without_monai_only_the_monai_cross_checks_skip(tmp_path):
+    # this file's tests in a Python where `import monai` fails (None in sys.modules)
+    report = tmp_path / "report.xml"
+    args = [__file__, "-q", "-p", "no:cacheprovider", "-k", "not without_monai", f"--junitxml={report}"]
+    run = f"import sys; sys.modules['monai'] = None; import pytest; sys.exit(pytest.main({args!r}))"
+    root = Path(__file__).parent.parent
+    proc = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cases = ET.parse(report).getroot().iter("testcase")
+    skipped = {c.get("name").split("[")[0]: c.find("skipped") is not None for c in cases}
+    assert "test_brats_empty_rules" in skipped
+    assert {name for name, s in skipped.items() if s} == set(MONAI_CROSS_CHECKS)

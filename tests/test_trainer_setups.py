@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from nnunet_holder.trainers import HolderMITrainer_smoke, nnUNetTrainerModalityDropout_smoke
+from nnunet_holder.trainers import (
+    HolderMITrainer_inputFusion_smoke,
+    HolderMITrainer_smoke,
+    nnUNetTrainerModalityDropout_smoke,
+)
 
 from nnunet_holder.subsets import all_subsets, subset_name
 
@@ -75,6 +79,16 @@ def test_a_normalisation_that_moves_zero_is_refused(in_nnunet_env, cls):
     expected = r"keeps an all-zero \(missing\) channel at zero; channels 0 \(T1: CTNormalization\)"
     with pytest.raises(NotImplementedError, match=expected):
         _trainer(in_nnunet_env, cls=cls, plans_edit=_ct_first_channel)
+
+
+@pytest.mark.parametrize("cls", [HolderMITrainer_smoke, HolderMITrainer_inputFusion_smoke])
+def test_a_single_modality_dataset_is_refused_at_initialize(in_nnunet_env, cls):
+    with pytest.raises(NotImplementedError) as refused:
+        _trainer(in_nnunet_env, cls=cls, dataset_edit=lambda d: d.update(channel_names={"0": "T1"}))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"{cls.__name__} needs at least 2 modalities")
+    assert in_nnunet_env["name"] in message and "has 1 (T1)" in message
 
 
 def _one_epoch(trainer) -> None:

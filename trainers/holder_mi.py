@@ -4,8 +4,9 @@ Everything nnU-Net does stays nnU-Net's: data loading, augmentation, SGD with th
 AMP on CUDA, checkpoints, `--c`, DDP and the final validation. This class changes the network
 (built from the plans by `build_network_architecture`, which the predictor calls too), the loss
 (Dice + Hölder divergence at every deep-supervision scale over every modality subset, plus the
-variational MI term at the bottleneck), the subset schedule of each step, and adds the subset
-numbers to the validation log and the subset table to the final validation.
+variational MI term at the bottleneck), the subset schedule of each step (`draw_step_subsets`),
+and adds the pseudo-Dice of every subset to the validation log (the subset table of the final
+validation is written by `OverridesMixin`, as for every trainer of the package).
 Variants change one class attribute each (see `trainers/variants`).
 """
 
@@ -48,6 +49,25 @@ def _predictor_class(cls: type) -> Iterator[None]:
         nnunet_trainer_module.nnUNetPredictor = original
 
 
+def draw_step_subsets(
+    num_subsets: int, k: int, seed: int | None, epoch: int, step: int, stream: str = "train"
+) -> list[int]:
+    """Indices (into `all_subsets`, ascending) of the k subsets of one step: k − 1 others drawn
+    without replacement, and the full set (the last index), always.
+
+    A function of (seed, epoch, step within the epoch, stream) alone, never of the rank or of a
+    global generator: every DDP rank draws the same subsets (batch Dice gathers its channels
+    across ranks), and a `--c` resume at an epoch boundary draws what the interrupted run would
+    have drawn. `stream` is "train" (`train_step`) or "val" (the loss of `validation_step`).
+    Unseeded runs (seed None) key on the epoch and step alone, so every unseeded run draws the
+    same sequence.
+    """
+    key = [epoch, step, {"train": 0, "val": 1}[stream]]
+    rng = np.random.default_rng(key if seed is None else [seed, *key])
+    partial = rng.choice(num_subsets - 1, size=k - 1, replace=False)
+    return sorted(partial.tolist()) + [num_subsets - 1]
+
+
 def deep_supervision_weights(num_scales: int, keep_last: bool) -> list[float]:
     """nnU-Net's weights: 1/2^i, the lowest resolution dropped (or ~0 under DDP), normalised.
 
@@ -82,6 +102,11 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     detach_teacher: ClassVar[bool] = True
     subsets_per_step: ClassVar[int | None] = None
     """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
+    validation_subsets_per_pass: ClassVar[int | None] = None
+    """How many subsets one network pass of `validation_step` segments for the pseudo-Dice of all of
+    them. None: as many as a training step (`subsets_per_step`, or all), so that validation, which
+    keeps no activations for a backward pass, needs no more memory than training. The pseudo-Dice
+    does not depend on it."""
     full_set_weight: ClassVar[float] = 1.0
     """The weight of the full set's loss term relative to each other subset's (the paper: 1)."""
     subset_reduction: ClassVar[str] = "mean"
@@ -122,7 +147,9 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             raise ValueError(
                 f"checkpoint_selection must be 'subsets' or 'full', got {self.checkpoint_selection!r}"
             )
-        refuse_unsupported_setup(self, uses_modality_norms=self.network_class.uses_modality_norms)
+        refuse_unsupported_setup(
+            self, uses_modality_norms=self.network_class.uses_modality_norms, needs_modalities=2
+        )
         super().initialize()
         self.init_subset_schedule()
         # the subset pseudo-Dice per epoch and its EMA live in nnU-Net's logger, so they are
@@ -136,7 +163,19 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         self._subsets = all_subsets(self.num_input_channels)
         self._all_mask = subset_mask(self._subsets, self.num_input_channels).to(self.device)
         self._modality_names = modality_names(self.dataset_json["channel_names"])
-        self._step = 0
+        self._step = self._val_step = 0  # steps done in this epoch: keys of the subset draws
+
+    def on_epoch_start(self) -> None:
+        super().on_epoch_start()
+        self._step = self._val_step = 0
+
+    def _step_subsets(self, stream: str, step: int) -> list[int]:
+        """Indices of the subsets of this epoch's training or validation step `step`."""
+        k = self.subsets_per_step
+        num = len(self._subsets)
+        if k is None or k >= num:
+            return list(range(num))
+        return draw_step_subsets(num, k, self.seed, self.current_epoch, step, stream)
 
     def _build_loss(self) -> nn.Module:
         ds_weights = None
@@ -166,13 +205,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         return mod._orig_mod if isinstance(mod, OptimizedModule) else mod
 
     def _subsets_for_step(self) -> torch.Tensor:
-        k = self.subsets_per_step
-        if k is None or k >= len(self._subsets):
-            return self._all_mask
-        # the same draw on every rank: batch Dice gathers channels across ranks, so the subsets must match
-        rng = np.random.default_rng([self.current_epoch, self._step])
-        partial = rng.choice(len(self._subsets) - 1, size=k - 1, replace=False)
-        return self._all_mask[sorted(partial.tolist()) + [len(self._subsets) - 1]]
+        """The (k, M) mask of this epoch's next training step."""
+        return self._all_mask[self._step_subsets("train", self._step)]
 
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's train step with the step's subsets passed to the network (through DDP/compile)."""
@@ -222,6 +256,13 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             )
 
     def validation_step(self, batch: dict) -> dict:
+        """The loss on a training step's draw of subsets, and the pseudo-Dice counts of every subset.
+
+        The loss is the training loss on subsets drawn as `train_step` draws them (stream "val"),
+        so `val_loss` weights the subsets as `train_loss` does and the two compare. The subsets
+        outside that draw are segmented `validation_subsets_per_pass` at a time; each subset's
+        counts are those of segmenting it alone.
+        """
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
         target = (
@@ -229,24 +270,22 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             if isinstance(target, list)
             else [target.to(self.device, non_blocking=True)]
         )
+        num = len(self._subsets)
+        drawn = self._step_subsets("val", self._val_step)
+        self._val_step += 1
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            output = self.network(data, self._all_mask)
+            output = self.network(data, self._all_mask[drawn])
             loss = self.loss(output, target)
-        fused = output["logits"][0].float()  # (B, S, C, *spatial), highest resolution
-        b, s, c = fused.shape[:3]
-        if self.label_manager.has_regions:
-            pred = torch.sigmoid(fused) > 0.5
-            gt = target[0].bool()
-        else:
-            classes = torch.arange(c, device=fused.device).view(c, *[1] * (fused.ndim - 3))
-            pred = fused.argmax(2, keepdim=True) == classes
-            gt = target[0].long() == classes
-        # subsets folded into channels: one count per (subset, channel)
-        pred = pred.reshape(b, s * c, *fused.shape[3:]).float()
-        gt = gt.repeat(1, s, *[1] * (gt.ndim - 2)).float()
-        tp, fp, fn, _ = get_tp_fp_fn_tn(pred, gt, axes=[0] + list(range(2, pred.ndim)))
-        first = 0 if self.label_manager.has_regions else 1
-        tp, fp, fn = (x.view(s, c)[:, first:].detach().cpu().numpy() for x in (tp, fp, fn))
+        counts = dict(zip(drawn, self._subset_counts(output["logits"][0], target[0]), strict=True))
+        rest = [i for i in range(num) if i not in counts]
+        size = self.validation_subsets_per_pass or self.subsets_per_step or num
+        net = self.parallel_network()  # no gradients to synchronise: DDP's wrapper is not needed
+        for start in range(0, len(rest), size):
+            group = rest[start : start + size]
+            with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+                logits = net.subset_logits(data, self._all_mask[group])
+            counts.update(zip(group, self._subset_counts(logits, target[0]), strict=True))
+        tp, fp, fn = (np.stack([counts[i][j] for i in range(num)]) for j in range(3))
         return {
             "loss": loss.detach().cpu().numpy(),
             "tp_hard": tp[-1],
@@ -256,6 +295,27 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             "fp_subsets": fp,
             "fn_subsets": fn,
         }
+
+    def _subset_counts(
+        self, logits: torch.Tensor, target: torch.Tensor
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(tp, fp, fn) per pseudo-Dice channel of each subset of (B, S, C, *spatial) logits."""
+        fused = logits.float()
+        b, s, c = fused.shape[:3]
+        if self.label_manager.has_regions:
+            pred = torch.sigmoid(fused) > 0.5
+            gt = target.bool()
+        else:
+            classes = torch.arange(c, device=fused.device).view(c, *[1] * (fused.ndim - 3))
+            pred = fused.argmax(2, keepdim=True) == classes
+            gt = target.long() == classes
+        # subsets folded into channels: one count per (subset, channel)
+        pred = pred.reshape(b, s * c, *fused.shape[3:]).float()
+        gt = gt.repeat(1, s, *[1] * (gt.ndim - 2)).float()
+        tp, fp, fn, _ = get_tp_fp_fn_tn(pred, gt, axes=[0] + list(range(2, pred.ndim)))
+        first = 0 if self.label_manager.has_regions else 1
+        tp, fp, fn = (x.view(s, c)[:, first:].detach().cpu().numpy() for x in (tp, fp, fn))
+        return list(zip(tp, fp, fn, strict=True))
 
     def on_validation_epoch_end(self, val_outputs: list[dict]) -> None:
         super().on_validation_epoch_end(val_outputs)
@@ -315,11 +375,3 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         # of the whole case, not those of each tile
         with _predictor_class(HolderPredictor):
             super().perform_actual_validation(save_probabilities)
-        self._evaluate_validation_subsets()
-        # nnU-Net's final validation turns deep supervision on unconditionally at its end
-        self.set_deep_supervision_enabled(self.enable_deep_supervision)
-
-    def _evaluate_validation_subsets(self) -> None:
-        from nnunet_holder.evaluate.validation import evaluate_validation_subsets
-
-        evaluate_validation_subsets(self)

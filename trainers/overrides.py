@@ -5,23 +5,31 @@ nnU-Net sets its hyperparameters (num_epochs, initial_lr, ...) as instance attri
 variant declares `overrides = {...}`; the mixin applies the overrides of every class in the MRO,
 base first, after nnU-Net's constructor. The constructor keeps nnU-Net's exact signature
 because nnU-Net records its arguments by name for checkpoints and DDP workers. The mixin also
-seeds the run where `nnUNet_seed` is set (`trainers/seeding.py`), so every trainer of the project
-can be seeded the same way, sets the CPU threads where `nnUNet_torch_threads` is set
-(`trainers/cpu_threads.py`), and it can thin nnU-Net's per-epoch progress.png (`plot_every`).
+seeds the run where `nnUNet_seed` is set and checkpoints the generators' states so that `--c`
+continues a seeded run (`trainers/seeding.py`), so every trainer of the project is seeded and
+resumed the same way; it sets the CPU threads where `nnUNet_torch_threads` is set
+(`trainers/cpu_threads.py`), can thin nnU-Net's per-epoch progress.png (`plot_every`), and
+writes the subset validation table after nnU-Net's final validation
+(`nnunet_holder/evaluate/validation.py`), which `predict` reads for its expected Dice.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import torch
 from nnunet_holder.trainers.cpu_threads import THREADS_VARIABLE, threads_from_environment
 from nnunet_holder.trainers.seeding import (
+    RANDOM_STATE_KEY,
     SEED_VARIABLE,
+    random_state,
+    restore_random_state,
     seed_everything,
     seed_from_environment,
     seeded_augmenter_workers,
 )
+from torch import distributed as dist
 
 
 class OverridesMixin:
@@ -66,12 +74,79 @@ class OverridesMixin:
                 f"{SEED_VARIABLE}={self.seed} (rank {self.local_rank} seeded with "
                 f"{self.seed + self.local_rank})"
             )
+        self._resume_random_state: tuple[str, dict | None] | None = None  # (checkpoint, its entry)
 
     def get_dataloaders(self):  # noqa: ANN201 (nnU-Net's signature)
         if self.seed is None:
             return super().get_dataloaders()
-        with seeded_augmenter_workers(self.seed, self.local_rank):
+        with seeded_augmenter_workers(self.seed, self.local_rank, self.current_epoch):
             return super().get_dataloaders()
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint; a seeded run's also holds every rank's generator states (seeding.py).
+
+        Under DDP every rank must call it, as nnU-Net's training loop does: the states are gathered.
+        """
+        if self.seed is None:
+            super().save_checkpoint(filename)
+            return
+        states = [random_state(self.device)]
+        if self.is_ddp:
+            states = [None] * dist.get_world_size()
+            dist.all_gather_object(states, random_state(self.device))
+        super().save_checkpoint(filename)
+        if self.local_rank != 0 or self.disable_checkpointing:
+            return
+        # nnU-Net builds and writes its dict in one method: its file is read back (the tensors
+        # mapped, not copied) and written again with one more entry, through a temporary file
+        checkpoint = torch.load(filename, map_location="cpu", mmap=True, weights_only=False)
+        checkpoint[RANDOM_STATE_KEY] = {"seed": self.seed, "ranks": states}
+        partial = f"{filename}.partial"
+        torch.save(checkpoint, partial)
+        os.replace(partial, filename)
+
+    def load_checkpoint(self, filename_or_checkpoint: dict | str) -> None:
+        """nnU-Net's; a seeded run keeps the checkpoint's generator states for `on_train_start`.
+
+        nnU-Net 2.8.1 takes a path here (given a dict, its own code stops with a NameError).
+        """
+        super().load_checkpoint(filename_or_checkpoint)
+        if self.seed is not None and isinstance(filename_or_checkpoint, str):
+            saved = torch.load(filename_or_checkpoint, map_location="cpu", mmap=True, weights_only=False)
+            self._resume_random_state = (filename_or_checkpoint, saved.get(RANDOM_STATE_KEY))
+
+    def on_train_start(self) -> None:
+        """nnU-Net's; then a resumed seeded run continues the generators of the run it resumes."""
+        super().on_train_start()
+        if self._resume_random_state is None:
+            return
+        (filename, saved), self._resume_random_state = self._resume_random_state, None
+        restart = f"the random streams are those {SEED_VARIABLE}={self.seed} gives a new run"
+        if saved is None:
+            why = "it holds no generator states (an unseeded run's, or written before they were saved)"
+        elif saved["seed"] != self.seed:
+            why = f"it was written under {SEED_VARIABLE}={saved['seed']}"
+        elif self.local_rank >= len(saved["ranks"]):
+            why = f"it was written by {len(saved['ranks'])} rank(s), this is rank {self.local_rank}"
+        else:
+            restore_random_state(saved["ranks"][self.local_rank], self.device)
+            self.print_to_log_file(
+                f"{SEED_VARIABLE}={self.seed}: the random streams continue from {filename} "
+                f"(rank {self.local_rank}, epoch {self.current_epoch})"
+            )
+            return
+        self.print_to_log_file(f"resuming from {filename}: {why}; {restart}")
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        """nnU-Net's final validation, then every modality subset of the same cases
+        (`validation/subset_table.*`, `subset_metrics_per_case.csv`; a network that is not
+        modality-parallel gets the absent channels zero-filled, one pass per subset)."""
+        from nnunet_holder.evaluate.validation import evaluate_validation_subsets
+
+        super().perform_actual_validation(save_probabilities)
+        evaluate_validation_subsets(self)
+        # nnU-Net's final validation and the subset evaluation switch deep supervision off
+        self.set_deep_supervision_enabled(self.enable_deep_supervision)
 
 
 def plots_progress(epoch: int, num_epochs: int, plot_every: int) -> bool:

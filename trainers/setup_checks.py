@@ -1,7 +1,9 @@
 """Set-ups a missing-modality trainer refuses at `initialize`, each with the reason and the way out.
 
 Every trainer of this package treats input channel i as modality i and a missing modality as a
-channel that is zero after nnU-Net's preprocessing. Three nnU-Net set-ups break that silently:
+channel that is zero after nnU-Net's preprocessing. A trainer that learns from modality subsets
+needs at least two modalities (one channel has no subset but itself). Three nnU-Net set-ups break
+the rest silently:
 the cascade (its previous stage's one-hot masks are extra input channels, which would be taken
 for modalities), BatchNorm plans (statistics shared by the modalities folded into one batch;
 checked by `ModalityNorm` itself, here only for the earlier, clearer message) and a
@@ -18,10 +20,20 @@ import numpy as np
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-def refuse_unsupported_setup(trainer, uses_modality_norms: bool) -> None:
-    """Raise NotImplementedError naming what is unsupported in this trainer's plans, and why."""
+def refuse_unsupported_setup(trainer, uses_modality_norms: bool, needs_modalities: int = 1) -> None:
+    """Raise NotImplementedError naming what is unsupported in this trainer's plans, and why.
+
+    `needs_modalities`: the fewest input channels (modalities) the trainer can learn from.
+    """
     name = type(trainer).__name__
     cm = trainer.configuration_manager
+    channels = trainer.dataset_json["channel_names"]
+    if len(channels) < needs_modalities:
+        raise NotImplementedError(
+            f"{name} needs at least {needs_modalities} modalities (input channels) to learn from their "
+            f"subsets; dataset.json of {trainer.plans_manager.dataset_name} has {len(channels)} "
+            f"({', '.join(channels.values())}): train nnU-Net's own nnUNetTrainer on it"
+        )
     if trainer.is_cascaded:
         raise NotImplementedError(
             f"{name} does not support the cascade ({trainer.configuration_name} uses the "
@@ -36,7 +48,6 @@ def refuse_unsupported_setup(trainer, uses_modality_norms: bool) -> None:
                 f"{name} does not support BatchNorm plans ({norm}): batch statistics would mix the "
                 "modalities folded into one batch; use plans with InstanceNorm (nnU-Net's default)"
             )
-    channels = trainer.dataset_json["channel_names"]
     zeros = np.zeros((len(channels), 2, 2, 2), dtype=np.float32)
     preprocessor = cm.preprocessor_class(verbose=False)
     normalized = preprocessor._normalize(

@@ -1,9 +1,12 @@
-"""The subset table of a trainer's final validation (called from HolderMITrainer).
+"""The subset table of a trainer's final validation (called by every trainer of this package).
 
 Runs after nnU-Net's own validation, on the same validation cases, with the trainer's network,
-and writes `validation/subset_table.{csv,md,json}` beside nnU-Net's summary.json. Under DDP only
-the first rank evaluates; the others finish without waiting for it, because a barrier held for
-the whole evaluation of a large validation set would outlast nccl's collective timeout.
+and writes `validation/subset_table.{csv,md,json}` and `subset_metrics_per_case.csv` beside
+nnU-Net's summary.json. A modality-parallel network segments every subset in one pass per case;
+any other network (vanilla nnU-Net, modality dropout) gets one pass per subset with the absent
+channels zero-filled, as `evaluate-subsets` treats it. Under DDP only the first rank evaluates;
+the others finish without waiting for it, because a barrier held for the whole evaluation of a
+large validation set would outlast nccl's collective timeout.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from torch._dynamo import OptimizedModule
+from torch.nn.parallel import DistributedDataParallel
 
 from nnunet_holder.evaluate.runner import evaluate_cases
 from nnunet_holder.evaluate.sources import validation_cases
@@ -20,7 +25,9 @@ from nnunet_holder.predict.predictor import HolderPredictor
 def evaluate_validation_subsets(trainer) -> None:
     if trainer.local_rank != 0:
         return
-    network = trainer.parallel_network()
+    network = trainer.network
+    network = network.module if isinstance(network, DistributedDataParallel) else network
+    network = network._orig_mod if isinstance(network, OptimizedModule) else network
     trainer.set_deep_supervision_enabled(False)
     network.eval()
     predictor = HolderPredictor(

@@ -1,12 +1,12 @@
 """What the user can expect for a case: the model's validation Dice for the modalities it had.
 
-Every HolderMITrainer fold writes, at its final validation, the per-case Dice of every modality
-subset (`fold_K/validation/subset_metrics_per_case.csv`). For a predicted case this module pools
-those rows over the folds the prediction used (each fold's own held-out cases, so with all five
-folds it is the cross-validation over the training set) and gives, per region, mean ± std for the
-case's subset and for each subset one more modality would reach. A model without these tables
-(a vanilla nnU-Net model, or a fold whose validation did not run) gets no expectation, and the
-report says why instead of guessing.
+Every fold trained by a trainer of this package writes, at its final validation, the per-case
+Dice of every modality subset (`fold_K/validation/subset_metrics_per_case.csv`). For a predicted
+case this module pools those rows over the folds the prediction used (each fold's own held-out
+cases, so with all five folds it is the cross-validation over the training set) and gives, per
+region, mean ± std for the case's subset and for each subset one more modality would reach. A
+model without these tables (one of nnU-Net's own trainers, or a fold whose validation did not run)
+gets no expectation, and the report says why instead of guessing.
 """
 
 from __future__ import annotations
