@@ -2,7 +2,8 @@
 
 A case is checked completely (files present, geometry consistent between its files, image payloads
 intact, segmentation labels valid) before anything is written, so a bad case leaves no files behind
-and every problem it has is reported at once, each with the file it concerns.
+and every problem it has is reported at once, each with the file it concerns. Image files with NaN
+voxels follow `predict`'s rule: NaN everywhere is a missing file, some NaN are set to 0 in the copy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from nnunet_holder.conversion.images import (
     Geometry,
     check_payload,
     copy_as_nii_gz,
+    copy_with_non_finite_as_zero,
+    count_non_finite,
     geometry_difference,
     read_geometry,
     write_labels,
@@ -94,6 +97,27 @@ def _check_files(job: CaseJob, problems: list[Problem]) -> sitk.Image | None:
     return seg_image
 
 
+def _check_voxels(job: CaseJob, problems: list[Problem]) -> tuple[set[str], set[str]]:
+    """(modalities whose file is NaN everywhere, modalities whose file has some NaN voxels), each
+    reported; predict's rule: the first are missing files, the others are copied with NaN set to 0."""
+    case = job.source.case_id
+    empty, some = set(), set()
+    for role in MODALITIES:
+        path = job.source.files.get(role)
+        if path is None:
+            continue
+        count, total, words = count_non_finite(path)
+        if count == total:
+            empty.add(role)
+            message = f"{role}: all {total} voxels are {words}; treated as missing"
+            problems.append(Problem(case, str(path), "warning", message))
+        elif count:
+            some.add(role)
+            message = f"{role}: {count} {words} voxels; set to 0 in the converted copy (source unchanged)"
+            problems.append(Problem(case, str(path), "warning", message))
+    return empty, some
+
+
 def convert_case(job: CaseJob) -> CaseOutcome:
     """Check and write one case; never raises for bad data, the outcome carries the problems."""
     case = job.source.case_id
@@ -110,11 +134,14 @@ def convert_case(job: CaseJob) -> CaseOutcome:
             problems.append(Problem(case, str(job.source.files[SEG]), "error", str(e)))
     if any(p.level == "error" for p in problems):
         return outcome
+    all_nan, some_nan = _check_voxels(job, problems)
+    missing = [role for role in (*MODALITIES, SEG) if role in missing or role in all_nan]
+    present = [role for role in MODALITIES if role in job.source.files and role not in all_nan]
 
     destination = job.destination
     if missing:
         names = ", ".join(job.source.expected_name(job.layout, role) for role in missing)
-        keep = job.keep_partial and any(role in job.source.files for role in MODALITIES)
+        keep = job.keep_partial and bool(present)
         if keep:
             destination = TEST
             action = "kept as a partial case in imagesTs (only the present files)"
@@ -135,9 +162,10 @@ def convert_case(job: CaseJob) -> CaseOutcome:
     written: list[Path] = []
     try:
         for channel, role in enumerate(MODALITIES):
-            if role in job.source.files:
+            if role in present:
                 target = images_dir / f"{case}_{channel:04d}.nii.gz"
-                copy_as_nii_gz(job.source.files[role], target)
+                copy = copy_with_non_finite_as_zero if role in some_nan else copy_as_nii_gz
+                copy(job.source.files[role], target)
                 written.append(target)
                 outcome.channels.append(channel)
         if labels is not None and seg_image is not None:

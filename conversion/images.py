@@ -1,9 +1,12 @@
-"""NIfTI file checks and copies used by the conversion: geometry, payload integrity, gzip copy.
+"""NIfTI file checks and copies used by the conversion: geometry, payload integrity, NaN voxels, gzip copy.
 
 Image channels are copied byte for byte (or gzipped when the source is `.nii`), never resampled or
 re-encoded, so intensities and headers reach nnU-Net exactly as BraTS shipped them. Because the
 copy skips decoding, the payload is checked separately: a truncated or corrupt file is an error
-here rather than a crash in nnU-Net's preprocessing much later.
+here rather than a crash in nnU-Net's preprocessing much later. The one exception is a file with
+NaN (or infinite) voxels, which nnU-Net's normalisation would spread over the whole channel: its
+copy is re-encoded with those voxels set to 0 and the header unchanged (`non_finite` is the rule
+that `predict` and `evaluate-subsets` apply too).
 """
 
 from __future__ import annotations
@@ -42,17 +45,22 @@ class Geometry:
 
 
 def read_geometry(path: Path) -> Geometry:
-    """Header-only read; raises ValueError when the file is not a 3-D single-channel image."""
+    """Header-only read; raises ValueError when the file is not a 3-D single-channel image.
+
+    A trailing axis of length 1 (a 4-D header of one volume) is read as 3-D, as nnU-Net's SimpleITK
+    reader reads it."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as e:
         raise ValueError(f"unreadable image: {str(e).strip().splitlines()[-1]}") from e
-    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
+    dimension, components = reader.GetDimension(), reader.GetNumberOfComponents()
+    if dimension != 3 or components != 1:
+        vector = f" of {components}-component voxels" if components != 1 else ""
         raise ValueError(
-            f"expected a 3-D single-channel image, got {reader.GetDimension()}-D with "
-            f"{reader.GetNumberOfComponents()} components"
+            f"the image is {dimension}-D{vector} (size {tuple(reader.GetSize())}), where a 3-D "
+            "single-channel volume is expected"
         )
     return Geometry.of(reader)
 
@@ -114,6 +122,31 @@ def check_payload(path: Path) -> None:
         raise ValueError(
             f"truncated file: {size} bytes of voxel data and header, the header needs {expected}"
         )
+
+
+def non_finite(array: np.ndarray) -> tuple[np.ndarray, str]:
+    """The mask of NaN and infinite voxels of `array`, and what they are in words ("NaN" when all are)."""
+    bad = ~np.isfinite(array)
+    return bad, "NaN" if np.isnan(array[bad]).all() else "NaN or infinite"
+
+
+def count_non_finite(path: Path) -> tuple[int, int, str]:
+    """(NaN and infinite voxels, all voxels, their words) of a NIfTI image; integer images hold
+    none and are not decoded."""
+    image = nib.load(str(path))
+    if not np.issubdtype(image.get_data_dtype(), np.floating):
+        return 0, int(np.prod(image.shape)), "NaN"
+    data = np.asanyarray(image.dataobj)
+    bad, words = non_finite(data)
+    return int(bad.sum()), data.size, words
+
+
+def copy_with_non_finite_as_zero(source: Path, target: Path) -> None:
+    """Write `source` to `target` with its NaN and infinite voxels set to 0; header and geometry kept."""
+    image = nib.load(str(source))
+    data = np.asanyarray(image.dataobj)
+    data = np.where(np.isfinite(data), data, 0).astype(image.get_data_dtype())
+    nib.save(type(image)(data, None, image.header), str(target))
 
 
 def copy_as_nii_gz(source: Path, target: Path) -> None:

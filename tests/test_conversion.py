@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -17,6 +18,8 @@ from nnunet_holder.conversion import (
     read_split_dir,
     to_brats,
 )
+from nnunet_holder.conversion.images import geometry_difference, read_geometry
+from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from nnunet_holder.synthetic import generate_dataset
 from tests.helpers_brats import (
@@ -231,6 +234,65 @@ def test_keep_partial_sends_incomplete_cases_to_imagests(tmp_path: Path, nnunet_
     ]
     assert (out / "labelsTs" / "BraTS2021_00005.nii.gz").is_file()
     assert json.loads((out / "dataset.json").read_text())["numTraining"] == 1
+
+
+def test_nan_voxels_follow_predicts_rule_and_the_source_is_unchanged(tmp_path: Path, nnunet_env) -> None:
+    """An all-NaN image is a missing file; some NaN voxels are set to 0 in the copy, the header kept."""
+    raw, _ = nnunet_env
+    rng = np.random.default_rng(11)
+    source = tmp_path / "src"
+    make_case(source / "BraTS2021_00001", "2018", rng)
+    some = make_case(source / "BraTS2021_00002", "2018", rng)["T2"]
+    empty = make_case(source / "BraTS2021_00003", "2018", rng)["FLAIR"]
+    values = read_array(some).astype(np.float32)
+    values[1, 2, 3] = values[2, 3, 4] = np.nan
+    write_volume(some, values)
+    write_volume(empty, np.full(values.shape, np.nan, np.float32))
+    before = checksums(source)
+
+    result = convert_brats(source, 26, keep_partial=True, progress=False, num_processes=1)
+
+    assert checksums(source) == before
+    assert result.training_cases == ["BraTS2021_00001", "BraTS2021_00002"]
+    assert result.partial_cases == {"BraTS2021_00003": [0, 1, 2]}
+    (nan,) = [p for p in result.problems if p.case == "BraTS2021_00002"]
+    assert nan.level == "warning" and nan.file == str(some)
+    assert nan.message == "T2: 2 NaN voxels; set to 0 in the converted copy (source unchanged)"
+    all_nan, missing = [p for p in result.problems if p.case == "BraTS2021_00003"]
+    assert all_nan.file == str(empty)
+    assert all_nan.message == f"FLAIR: all {values.size} voxels are NaN; treated as missing"
+    assert missing.message.startswith("missing FLAIR") and "kept as a partial case" in missing.message
+    out = raw / "Dataset026_BraTS"
+    copy = out / "imagesTr" / "BraTS2021_00002_0002.nii.gz"
+    # read by nibabel: SimpleITK reads NaN as 0 anyway
+    converted, original = (np.asanyarray(nib.load(str(f)).dataobj) for f in (copy, some))
+    np.testing.assert_array_equal(converted, np.nan_to_num(original, nan=0.0))
+    assert geometry_difference(read_geometry(copy), read_geometry(some)) is None
+    assert not (out / "imagesTs" / "BraTS2021_00003_0003.nii.gz").exists()
+
+
+def test_a_4d_image_is_named_and_a_trailing_axis_of_one_converts(tmp_path: Path, nnunet_env) -> None:
+    raw, _ = nnunet_env
+    rng = np.random.default_rng(12)
+    source = tmp_path / "src"
+    make_case(source / "BraTS2021_00001", "2018", rng)
+    for case, volumes in (("BraTS2021_00002", 2), ("BraTS2021_00003", 1)):
+        t1 = make_case(source / case, "2018", rng)["T1"]
+        image = nib.load(str(t1))
+        data = np.stack([np.asanyarray(image.dataobj)] * volumes, axis=-1)
+        nib.save(nib.Nifti1Image(data, image.affine), str(t1))
+
+    result = convert_brats(source, 27, progress=False, num_processes=1)
+
+    assert result.training_cases == ["BraTS2021_00001", "BraTS2021_00003"]
+    (four_d,) = [p for p in result.problems if p.case == "BraTS2021_00002"]
+    assert four_d.level == "error" and four_d.file.endswith("BraTS2021_00002_t1.nii.gz")
+    assert four_d.message == (
+        "T1: the image is 4-D (size (7, 6, 5, 2)), where a 3-D single-channel volume is expected"
+    )
+    copy = raw / "Dataset027_BraTS" / "imagesTr" / "BraTS2021_00003_0000.nii.gz"
+    data, _ = SimpleITKIO().read_images([str(copy)])  # as nnU-Net will read it
+    assert data.shape == (1, *read_array(source / "BraTS2021_00001" / "BraTS2021_00001_t1.nii.gz").shape)
 
 
 def test_strict_fails_and_writes_nothing(tmp_path: Path, nnunet_env) -> None:

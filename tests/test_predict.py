@@ -147,6 +147,58 @@ def test_predict_cli_on_a_mixed_folder(trained, tmp_path):
         assert len(list(csv.DictReader(f))) == 5
 
 
+def _rewrite(path: Path, change) -> None:
+    """Replace a channel file's voxels by `change(voxels)`, keeping its geometry (SimpleITK writes NaN)."""
+    img = sitk.ReadImage(str(path))
+    new = sitk.GetImageFromArray(change(sitk.GetArrayFromImage(img).astype(np.float32)))
+    new.CopyInformation(img)
+    sitk.WriteImage(new, str(path))
+
+
+def _read_seg(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def _with_nan(voxels: np.ndarray) -> np.ndarray:
+    voxels[12, 12, 10:15] = np.nan
+    return voxels
+
+
+def test_nan_and_flat_files_are_named_in_the_report_and_treated_as_missing(trained, tmp_path):
+    """An all-NaN file and a constant one are predicted as missing files are; NaN voxels are set to 0."""
+    src, inp, out = _images_ts(trained), tmp_path / "in", tmp_path / "out"
+    _copy_case(src, "tiny_008", inp, new_name="all_nan")
+    _rewrite(inp / "all_nan_0001.nii.gz", lambda v: np.full_like(v, np.nan))
+    _copy_case(src, "tiny_008", inp, channels=(0, 2, 3), new_name="no_t1ce")
+    _copy_case(src, "tiny_009", inp, new_name="some_nan")
+    _rewrite(inp / "some_nan_0002.nii.gz", _with_nan)
+    _copy_case(src, "tiny_009", inp, new_name="nan_as_zero")
+    _rewrite(inp / "nan_as_zero_0002.nii.gz", lambda v: np.nan_to_num(_with_nan(v), nan=0.0))
+    _copy_case(src, "tiny_010", inp, new_name="flat")
+    _rewrite(inp / "flat_0001.nii.gz", lambda v: np.full_like(v, 100))  # the probe's T1c: 100 everywhere
+    _copy_case(src, "tiny_010", inp, channels=(0, 2, 3), new_name="flat_absent")
+    run_cli(["nnunet-holder", "predict", "-i", str(inp), "-o", str(out), *MODEL_ARGS], trained["env"])
+
+    report = {r["case"]: r for r in json.loads((out / "modality_report.json").read_text())}
+    voxels = int(np.prod(sitk.ReadImage(str(inp / "all_nan_0000.nii.gz")).GetSize()))
+    assert report["all_nan"]["unusable"] == ["T1ce"] and report["all_nan"]["zero_filled"] == []
+    (nan_note,) = report["all_nan"]["notes"]
+    assert nan_note == f"all_nan_0001.nii.gz: all {voxels} voxels are NaN; treated as missing"
+    assert report["some_nan"]["used"] == ["T1", "T1ce", "T2", "FLAIR"]
+    assert report["some_nan"]["notes"] == ["some_nan_0002.nii.gz: 5 NaN voxels set to 0"]
+    assert report["flat"]["unusable"] == ["T1ce"] and report["flat"]["used"] == ["T1", "T2", "FLAIR"]
+    (flat_note,) = report["flat"]["notes"]
+    assert flat_note == "flat_0001.nii.gz: constant (100) inside the brain, no contrast; treated as missing"
+    assert report["no_t1ce"]["notes"] == [] and report["no_t1ce"]["unusable"] == []
+    for case, same_as in (("all_nan", "no_t1ce"), ("flat", "flat_absent"), ("some_nan", "nan_as_zero")):
+        assert report[case]["status"] == "ok"
+        seg, expected = (_read_seg(out / f"{c}.nii.gz") for c in (case, same_as))
+        np.testing.assert_array_equal(seg, expected, err_msg=f"{case} vs {same_as}")
+    with open(out / "modality_report.csv", newline="") as f:
+        rows = {r["case"]: r for r in csv.DictReader(f)}
+    assert rows["flat"]["notes"] == flat_note
+
+
 def test_forced_modalities_and_what_the_network_runs(predictor, trained, tmp_path):
     src, inp = _images_ts(trained), tmp_path / "in"
     _copy_case(src, "tiny_008", inp)

@@ -4,8 +4,9 @@ Both yield `PreparedCase`s: preprocessed data (nnU-Net's own preprocessor, in th
 nnU-Net's properties to export back to the original geometry, and the reference label map with
 its spacing. Raw cases also keep their images and the reader's properties, which the overlay
 figure and the raw protocol (every subset preprocessed on its own, runner.py) need. A raw case
-that cannot be read, lacks a modality or a label is reported by name and skipped; the others
-are evaluated.
+that cannot be read, lacks a modality (a file absent, all zero, all NaN or without contrast, see
+predict/inputs.py) or a label is reported by name and skipped; the others are evaluated. NaN
+voxels in a file are set to 0 with a note naming the file, as `predict` does.
 """
 
 from __future__ import annotations
@@ -54,14 +55,17 @@ def prepare_raw(
             label_file = labels_dir / f"{files.case}{ending}"
             try:
                 case = read_case(files, reader, m)
-                if case.missing or case.zero_filled:
-                    absent = sorted(case.missing + case.zero_filled)
+                absent = sorted(case.missing + case.zero_filled)
+                if absent or case.unusable:
+                    why = [f"channels {absent} missing or all zero"] if absent else []
+                    why += [f"{case.files[c].name}: {reason}" for c, reason in sorted(case.unusable.items())]
                     raise CaseError(
                         files.case,
-                        None,
-                        f"channels {absent} missing or all zero; evaluating every "
-                        "subset needs every modality",
+                        case.files[min(case.unusable)] if case.unusable and not absent else None,
+                        f"{'; '.join(why)}; evaluating every subset needs every modality",
                     )
+                for note in case.notes:  # NaN voxels set to 0: the case is evaluated
+                    tqdm.write(f"NOTE case {files.case}: {note}")
                 if not label_file.is_file():
                     raise CaseError(files.case, label_file, "reference segmentation not found")
                 check_intact(files.case, label_file)

@@ -149,17 +149,22 @@ def model_from_args(args: argparse.Namespace) -> tuple[Path, list[int | str], di
 
 
 def _run(args: argparse.Namespace) -> int:
+    # everything up to the model's loading is checked without importing torch, so refusals come at once
     from nnunet_holder.predict.expected import ValidationTable
+    from nnunet_holder.predict.locations import check_apart, check_output_folder
     from nnunet_holder.predict.model import parse_modalities
     from nnunet_holder.predict.partial import Part, plan_folder, predict_folder
 
     check_model_arguments(args)
     part = Part(args.part_id, args.num_parts)
+    input_dir, output = Path(args.input), Path(args.output)
+    check_output_folder(output)
     folder, folds, dataset_json = model_from_args(args)
+    check_apart(input_dir, output, dataset_json["file_ending"])
     channels = dataset_json["channel_names"]
-    output = Path(args.output)
+    forced = None if args.modalities is None else parse_modalities(args.modalities, channels)
     plan = plan_folder(
-        Path(args.input),
+        input_dir,
         output,
         dataset_json["file_ending"],
         len(channels),
@@ -168,7 +173,6 @@ def _run(args: argparse.Namespace) -> int:
         continue_prediction=args.continue_prediction,
         save_probabilities=args.save_probabilities,
     )
-    forced = parse_modalities(args.modalities, channels) if args.modalities else None
     print(
         f"part {part.part_id} of {part.num_parts}: {len(plan.cases)} cases, {len(plan.to_predict)} to predict"
         + (f", {len(plan.skipped)} already predicted (skipped)" if plan.skipped else "")
@@ -206,7 +210,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="predict cases with missing modalities",
         description="Predict every case in -i, each with the modalities it has. Channel files are matched by "
-        "their _XXXX suffix; a missing file or an all-zero file means that modality is missing. Takes "
+        "their _XXXX suffix. A modality is missing when its file is absent, all zero, NaN everywhere, or "
+        "without contrast inside the brain (constant or near-constant; the brain is where another channel "
+        "is non-zero). NaN voxels in a file that has others "
+        "are set to 0. The report (modality_report.json/.csv in -o) names each such file and what was done "
+        "in its `notes`. -o must be writable and must not be -i: outputs are named like input files. Takes "
         "nnUNetv2_predict's options (see the README's table).",
     )
     p.add_argument(
@@ -224,7 +232,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--modalities",
         default=None,
-        help="use only these modalities, e.g. 'T1,FLAIR' or '0,3' (names from dataset.json)",
+        help="use only these modalities, e.g. 'T1,FLAIR' or '0,3' (names from dataset.json); leave the "
+        "option out to use every modality a case has",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing segmentations in -o")
     p.set_defaults(func=_run)

@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from nnunetv2.utilities.file_path_utilities import get_output_folder
 
-from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.subsets import SHORT_NAMES, modality_names
 from nnunet_holder.trainer_path import trainer_path
+
+if TYPE_CHECKING:  # torch and the predictor load with the model: the CLI's checks run without them
+    import torch
+
+    from nnunet_holder.predict.predictor import HolderPredictor
 
 
 def ensure_ext_trainer_path() -> None:
@@ -26,6 +30,8 @@ def ensure_ext_trainer_path() -> None:
 
 
 def parse_device(name: str) -> torch.device:
+    import torch
+
     if name == "cuda" and not torch.cuda.is_available():
         raise SystemExit("-device cuda was requested but CUDA is not available; use -device cpu")
     if name == "cpu":
@@ -72,14 +78,20 @@ def load_predictor(
     folder: Path,
     folds: Sequence[int | str] | None,
     checkpoint: str = "checkpoint_final.pth",
-    device: torch.device = torch.device("cpu"),  # noqa: B008
+    device: torch.device | None = None,
     use_mirroring: bool = True,
     tile_step_size: float = 0.5,
     allow_tqdm: bool = True,
     on_device: bool = True,
     verbose: bool = False,
 ) -> HolderPredictor:
-    """nnU-Net's predictor setup; `on_device` is nnU-Net's perform_everything_on_device (GPU only)."""
+    """nnU-Net's predictor setup on `device` (default: the CPU); `on_device` is nnU-Net's
+    perform_everything_on_device (GPU only)."""
+    import torch
+
+    from nnunet_holder.predict.predictor import HolderPredictor
+
+    device = torch.device("cpu") if device is None else device
     ensure_ext_trainer_path()
     predictor = HolderPredictor(
         tile_step_size=tile_step_size,
@@ -100,11 +112,17 @@ def parse_modalities(spec: str, channel_names: dict[str, str]) -> tuple[int, ...
 
     A name matches a channel's own name or its short name (`modality_names`), in any of the
     BraTS spellings `SHORT_NAMES` knows (t1ce, t1c, t1gd; flair, fl, t2f; ...), case-insensitive.
+    A spec that names no modality ('' or ',') is refused: it is not "every modality".
     """
     short = [n.lower() for n in modality_names(channel_names)]
     own = [str(channel_names[str(i)]).lower() for i in range(len(channel_names))]
+    tokens = [t.strip() for t in spec.split(",") if t.strip()]
+    if not tokens:
+        raise SystemExit(
+            f"--modalities {spec!r} names no modality; leave the option out to use every modality a case has"
+        )
     chosen = []
-    for token in (t.strip() for t in spec.split(",") if t.strip()):
+    for token in tokens:
         key = token.lower()
         key_short = SHORT_NAMES.get(key, token).lower()
         if key.isdigit() and int(key) < len(channel_names):

@@ -5,8 +5,9 @@ split into parts (`cases[part_id::num_parts]` of the sorted case list, so N mach
 one folder), then what to do with outputs that already exist (refuse, skip with
 `continue_prediction`, or replace with `overwrite`). `predict_folder` streams the cases through
 pipeline.py and writes the report (JSON and CSV beside the segmentations): per case the
-modalities it had, the ones missing, zero-filled or ignored, any error, and what the model's
-validation says about the subset it had (expected.py). A run that is one of several parts writes
+modalities it had, the ones missing, zero-filled, unusable (all NaN, no contrast) or ignored,
+notes naming each file whose voxels were changed or not used (inputs.py), any error, and what
+the model's validation says about the subset it had (expected.py). A run that is one of several parts writes
 its own report (`modality_report_part_K_of_N`), which `nnunet-holder merge-parts` joins.
 """
 

@@ -18,13 +18,15 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from nnunet_holder.predict.inputs import CaseError, CaseFiles, CaseImages, read_case
-from nnunet_holder.predict.predictor import HolderPredictor
+
+if TYPE_CHECKING:  # torch is imported when cases are predicted: `predict` refuses bad runs without it
+    from nnunet_holder.predict.predictor import HolderPredictor
 
 TEMP_PREFIX = ".partial_"
 """Name prefix of files being written; renamed to the final name once complete."""
@@ -37,7 +39,9 @@ class CaseReport:
     used: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     zero_filled: list[str] = field(default_factory=list)
+    unusable: list[str] = field(default_factory=list)  # file present but no image: all NaN, no contrast
     ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # per file: NaN voxels set to 0, why a file was unusable
     error: str = ""
 
 
@@ -74,10 +78,17 @@ def _select(case: CaseImages, forced: tuple[int, ...] | None, report: CaseReport
     report.used = _names(used, names)
     report.missing = _names(case.missing, names)
     report.zero_filled = _names(case.zero_filled, names)
+    report.unusable = _names(sorted(case.unusable), names)
     report.ignored = _names(ignored, names)
+    report.notes = case.notes
     if not used:
         wanted = "" if forced is None else f" among the requested {_names(forced, names)}"
-        raise CaseError(case.case, None, f"no usable modality{wanted}: every channel is missing or all zero")
+        raise CaseError(
+            case.case,
+            None,
+            f"no usable modality{wanted}: every channel is missing, all zero, all NaN or without contrast"
+            + (f" ({'; '.join(case.notes)})" if case.notes else ""),
+        )
 
 
 def prepare_case(
@@ -210,6 +221,8 @@ def predict_cases(
     Returns one report per case, in the order of `cases`. A case is "ok" only once its files
     are in place under their final names.
     """
+    import torch
+
     model = ModelFiles.of(predictor)
     reports: dict[str, CaseReport] = {}
     sequential = num_processes_preprocessing == 0 and num_processes_export == 0  # nnUNetv2_predict's rule
@@ -245,6 +258,8 @@ def predict_cases(
                 report, data, properties = _wait(preparing.popleft(), pre_workers, "preprocessing").get()
                 refill()
                 reports[report.case] = report
+                for note in report.notes:
+                    tqdm.write(f"NOTE case {report.case}: {note}")
                 if data is None:
                     tqdm.write(f"ERROR {report.error}")
                     bar.update()

@@ -8,13 +8,18 @@ zero), and every tile of that case is predicted with the same set, so only those
 The sliding-window accumulator is float32 and can hold several heads, which lets one pass return
 the fused logits of every modality subset for the all-subset evaluation (the network's
 `subset_logits`: every modality's encoder once per tile, each fold with its own weights, the
-folds then averaged, so the evaluation equals predicting each subset with the ensemble). A
-network that is not modality-parallel (vanilla nnU-Net) simply gets the zero-filled channels.
+folds then averaged, so the evaluation equals predicting each subset with the ensemble); where
+all subsets' accumulator would not fit in GPU memory they are split into groups, one pass each.
+When a pass fails, its tensors are let go before nnU-Net retries it with the results in CPU
+memory, as nnU-Net's own loop does. A network that is not modality-parallel (vanilla nnU-Net)
+simply gets the zero-filled channels.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import traceback
 from collections.abc import Sequence
 
 import torch
@@ -46,6 +51,8 @@ class HolderPredictor(nnUNetPredictor):
         # On the CPU batches beyond 4 passes got slower per pass (docs/benchmarks.md); on a GPU all 8
         # copies of a four-modality tile go in one call.
         self.batch_limit = 4 if self.device.type == "cpu" else 32
+        # bytes the all-subset accumulator of one pass may take; None: see `subsets_per_pass`
+        self.subset_accumulator_bytes: int | None = None
 
     def parallel_network(self) -> ModalityNetwork | None:
         net = self.network._orig_mod if isinstance(self.network, OptimizedModule) else self.network
@@ -78,31 +85,55 @@ class HolderPredictor(nnUNetPredictor):
     def predict_subset_logits(self, data: torch.Tensor, subsets: Sequence[tuple[int, ...]]) -> torch.Tensor:
         """Fused logits (S, C, *spatial) of every subset from one sliding-window pass per fold.
 
-        Each tile runs every modality's encoder once and returns the S subsets' fused logits
+        Each tile runs every modality's encoder once and returns the subsets' fused logits
         (`subset_logits`); the tiles are aggregated as nnU-Net aggregates one output, so each
-        subset equals predicting with only that subset available, up to float rounding.
+        subset equals predicting with only that subset available, up to float rounding. Where the
+        accumulator of all subsets would not fit (`subsets_per_pass`), the subsets are split into
+        groups of one pass each.
         """
         net = self.parallel_network()
         if net is None:
             raise TypeError("per-subset logits need a modality-parallel network (a HolderMITrainer model)")
         c = self.label_manager.num_segmentation_heads
-        self._subsets = subset_mask(list(subsets), net.num_modalities).to(self.device)
-
-        def fused() -> torch.Tensor:
-            logits = self.predict_sliding_window_return_logits(data).to("cpu")
-            return logits.view(len(subsets), c, *data.shape[1:])
-
-        try:
-            if self.list_of_parameters is None:
-                return fused()
-            total = None
-            for params in self.list_of_parameters:
+        per_pass = self.subsets_per_pass(len(subsets), data.shape[1:])
+        groups = [list(range(i, min(i + per_pass, len(subsets)))) for i in range(0, len(subsets), per_pass)]
+        folds = self.list_of_parameters or [None]  # None: a trainer's manual initialisation, current weights
+        total = torch.zeros((len(subsets), c, *data.shape[1:]), dtype=torch.float32)
+        for params in folds:
+            if params is not None:
                 net.load_state_dict(params)
-                logits = fused()
-                total = logits if total is None else total.add_(logits)
-            return total / len(self.list_of_parameters)
-        finally:
-            self._subsets = None
+            for group in groups:
+                self._subsets = subset_mask([subsets[i] for i in group], net.num_modalities).to(self.device)
+                try:
+                    logits = self.predict_sliding_window_return_logits(data).to("cpu")
+                finally:
+                    self._subsets = None
+                total[group[0] : group[-1] + 1] += logits.view(len(group), c, *data.shape[1:])
+        if len(folds) > 1:
+            total /= len(folds)
+        return total
+
+    def subsets_per_pass(self, num_subsets: int, spatial: Sequence[int]) -> int:
+        """How many subsets one sliding-window pass accumulates (C float32 heads each).
+
+        Bounded by `subset_accumulator_bytes`; when that is None, by half the GPU memory free when
+        the pass starts if the accumulator lives on the GPU (nnU-Net's perform_everything_on_device),
+        the rest being for the network, and not at all in CPU memory, where the result handed back
+        is as large. The accumulator stays float32 rather than nnU-Net's float16, which would halve
+        it: float16 rounds logits to about 5e-4 of their size, so near ties the segmentation of a
+        subset in evaluate-subsets could differ from `predict` with only that subset, which this
+        one-pass evaluation promises to equal. Groups keep that equality; they cost a run of every
+        encoder per group, and only where memory is short.
+        """
+        budget = self.subset_accumulator_bytes
+        if budget is None:
+            if not (self.perform_everything_on_device and self.device.type == "cuda"):
+                return num_subsets
+            empty_cache(self.device)
+            budget = torch.cuda.mem_get_info(self.device)[0] // 2
+        padded = [max(s, p) for s, p in zip(spatial, self.configuration_manager.patch_size, strict=True)]
+        per_subset = self.label_manager.num_segmentation_heads * math.prod(padded) * 4
+        return max(1, min(num_subsets, budget // per_subset))
 
     def _network_output(self, x: torch.Tensor) -> torch.Tensor:
         net = self.parallel_network()
@@ -171,6 +202,7 @@ class HolderPredictor(nnUNetPredictor):
         heads = self.label_manager.num_segmentation_heads
         if self._subsets is not None:
             heads *= self._subsets.shape[0]
+        logits = counts = gaussian = tile = pred = None
         try:
             empty_cache(self.device)
             data = data.to(results_device)
@@ -193,5 +225,13 @@ class HolderPredictor(nnUNetPredictor):
                 counts[sl[1:]] += gaussian
             logits /= counts
             return logits
+        except RuntimeError as e:
+            # nnU-Net retries with the results in CPU memory from inside its `except RuntimeError`
+            # (an out-of-memory error is one), while this exception and its traceback live. As in
+            # nnU-Net's own loop, this pass's tensors are let go first: ours by name, and the locals
+            # of the frames it raised from (the tile and its mirrored batch) by clearing them.
+            del data, logits, counts, gaussian, tile, pred
+            traceback.clear_frames(e.__traceback__)
+            raise
         finally:
             empty_cache(self.device)
