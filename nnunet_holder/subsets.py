@@ -10,8 +10,10 @@ T1+T1c, ~T1, ~T1c, ~T2, ~Fl, Full.
 from __future__ import annotations
 
 from itertools import combinations
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # imported where a mask is built: the names and tables (and the CLI) need no torch
+    import torch
 
 BRATS_MODALITIES: tuple[str, ...] = ("T1", "T1c", "T2", "Fl")
 """The short names in BraTS channel order (T1, T1ce, T2, FLAIR), the order of our conversion."""
@@ -71,6 +73,8 @@ def modality_names(channel_names: dict[str, str]) -> tuple[str, ...]:
 
 def subset_mask(subsets: list[tuple[int, ...]], num_modalities: int) -> torch.Tensor:
     """(S, M) float mask, 1 where the modality belongs to the subset."""
+    import torch
+
     mask = torch.zeros(len(subsets), num_modalities)
     for s, subset in enumerate(subsets):
         if not subset:
@@ -86,6 +90,8 @@ def fusion_weights(mask: torch.Tensor, log_weights: torch.Tensor | None = None) 
     mean over S. With per-(modality, class) log-weights β of shape (M, C): (S, M, C) weights
     w[s, m, c] = mask[s, m] e^β[m, c] / sum_m' mask[s, m'] e^β[m', c], a weighted mean per class.
     """
+    import torch
+
     if log_weights is None:
         return mask / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
     if log_weights.dim() != 2 or log_weights.shape[0] != mask.shape[1]:

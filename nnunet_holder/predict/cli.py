@@ -88,7 +88,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--c",
         dest="continue_prediction",
         action="store_true",
-        help="continue an interrupted run: cases whose outputs exist are skipped",
+        help="continue an interrupted run: cases whose outputs exist are skipped; refused, naming the "
+        "difference, when they were made with another model, folds, checkpoint or setting",
     )
     p.add_argument("--disable_progress_bar", action="store_true", help="no progress bars (batch jobs)")
     p.add_argument("--verbose", action="store_true", help="nnU-Net's verbose output")
@@ -141,7 +142,7 @@ def model_from_args(args: argparse.Namespace) -> tuple[Path, list[int | str], di
     """The model folder, the folds to use and its dataset.json (read without loading any weights)."""
     import json
 
-    from nnunet_holder.predict.model import model_folder, resolve_folds
+    from nnunet_holder.predict.locate import model_folder, resolve_folds
 
     folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)
     folds = resolve_folds(folder, args.folds, args.checkpoint)
@@ -151,13 +152,16 @@ def model_from_args(args: argparse.Namespace) -> tuple[Path, list[int | str], di
 def _run(args: argparse.Namespace) -> int:
     from nnunet_holder.predict.expected import ValidationTable
     from nnunet_holder.predict.model import parse_modalities
-    from nnunet_holder.predict.partial import Part, plan_folder, predict_folder
+    from nnunet_holder.predict.partial import Part, plan_folder, predict_folder, prediction_setting
+    from nnunet_holder.provenance import model_setting
 
     check_model_arguments(args)
     part = Part(args.part_id, args.num_parts)
     folder, folds, dataset_json = model_from_args(args)
     channels = dataset_json["channel_names"]
     output = Path(args.output)
+    forced = parse_modalities(args.modalities, channels) if args.modalities else None
+    model = model_setting(folder, folds, args.checkpoint, not args.disable_tta, args.step_size)
     plan = plan_folder(
         Path(args.input),
         output,
@@ -167,8 +171,8 @@ def _run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         continue_prediction=args.continue_prediction,
         save_probabilities=args.save_probabilities,
+        setting=prediction_setting(model, forced, channels),
     )
-    forced = parse_modalities(args.modalities, channels) if args.modalities else None
     print(
         f"part {part.part_id} of {part.num_parts}: {len(plan.cases)} cases, {len(plan.to_predict)} to predict"
         + (f", {len(plan.skipped)} already predicted (skipped)" if plan.skipped else "")
