@@ -90,7 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--num-test", type=int, help="without split files: send the last N cases to imagesTs"
     )
     convert.add_argument(
-        "--overwrite", action="store_true", help="replace an existing dataset of that id and name"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing dataset of that id and name (preprocessed data and trained models of "
+        "that id, made from the replaced data, are reported as stale)",
     )
     convert.add_argument("--strict", action="store_true", help="fail (write nothing) on any error or warning")
     convert.add_argument(

@@ -186,6 +186,26 @@ def _preprocessed_splits(
     return path, []
 
 
+def _stale_outputs(dataset_id: int) -> list[Problem]:
+    """Warnings for nnU-Net's preprocessed data and trained models of this dataset id: they were made
+    from the raw dataset of that id as it was before this conversion."""
+    problems = []
+    for variable, what, remedy in (
+        ("nnUNet_preprocessed", "preprocessed data", f"nnUNetv2_plan_and_preprocess -d {dataset_id} again"),
+        ("nnUNet_results", "trained models", "their training again on the new data"),
+    ):
+        root = os.environ.get(variable)
+        for folder in sorted(Path(root).glob(f"Dataset{dataset_id:03d}_*")) if root else []:
+            # a folder holding only the splits file that an earlier conversion put there has no data
+            if folder.is_dir() and any(p.name != "splits_final.json" for p in folder.iterdir()):
+                message = (
+                    f"{what} of dataset {dataset_id} exist; they were made before this conversion and are "
+                    f"now stale: run {remedy}"
+                )
+                problems.append(Problem(DATASET_LEVEL, str(folder), "warning", message))
+    return problems
+
+
 def convert_brats(
     input_dir: Path | str,
     dataset_id: int,
@@ -205,6 +225,7 @@ def convert_brats(
     splits_final.json; without split files, `test_cases` (case ids, or a count taken from the end of the
     sorted case list) go to imagesTs. Raises ConversionError when nothing converts, when the target exists
     without `overwrite`, or (with `strict`) on any error or warning, in which case nothing is written.
+    Preprocessed data or trained models of the dataset id that exist already are reported as stale.
     """
     input_dir = Path(input_dir)
     if split_dir is not None and test_cases is not None:
@@ -271,6 +292,8 @@ def convert_brats(
 
         if strict and any(p.level != "note" for p in problems):
             raise ConversionError(f"--strict: {input_dir} has problems; nothing written", problems)
+        # after --strict's check: these concern nnU-Net's other folders, not the source data
+        problems.extend(_stale_outputs(dataset_id))
         for sub in ("imagesTs", "labelsTs"):
             if not any((build / sub).iterdir()):
                 (build / sub).rmdir()

@@ -53,7 +53,8 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def _merge(args) -> int:
-    from nnunet_holder.evaluate.runner import PARTS_FOLDER, merge_evaluation, print_summary
+    from nnunet_holder.evaluate.records import PARTS_FOLDER
+    from nnunet_holder.evaluate.runner import merge_evaluation, print_summary
     from nnunet_holder.predict.partial import REPORT_STEM, merge_reports
 
     folder = Path(args.folder)

@@ -21,6 +21,7 @@ DATASET_ID = 501
 FIRST = (
     "test_label_dataset.py",  # plans and trains a dataset of its own: runs while the other worker plans
     "test_predict_options.py",
+    "test_provenance.py",  # trains a second model
     "test_predict.py",
     "test_trainer.py",
     "test_evaluate_protocol.py",

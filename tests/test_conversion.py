@@ -331,6 +331,36 @@ def test_overwrite_is_refused_then_done_with_the_flag(tmp_path: Path, nnunet_env
         convert_brats(tmp_path / "b", 30, name="Other", progress=False, num_processes=1)
 
 
+def test_overwrite_of_a_preprocessed_and_trained_id_says_they_are_stale(
+    tmp_path: Path, nnunet_env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from nnunet_holder.cli import main
+
+    raw, preprocessed = nnunet_env
+    results = tmp_path / "nnUNet_results"
+    monkeypatch.setenv("nnUNet_results", str(results))
+    rng = np.random.default_rng(7)
+    make_case(tmp_path / "a" / "BraTS2021_00001", "2018", rng)
+    make_case(tmp_path / "b" / "BraTS2021_00002", "2018", rng)
+    assert main(["convert-brats", str(tmp_path / "a"), "-d", "31", "-np", "1"]) == 0
+    assert "stale" not in capsys.readouterr().out
+    # what nnUNetv2_plan_and_preprocess and nnUNetv2_train leave for the id (their first files)
+    (preprocessed / "Dataset031_BraTS").mkdir(parents=True)
+    (preprocessed / "Dataset031_BraTS" / "dataset_fingerprint.json").write_text("{}")
+    model = results / "Dataset031_BraTS" / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_0"
+    model.mkdir(parents=True)
+    (model / "debug.json").write_text("{}")
+
+    assert main(["convert-brats", str(tmp_path / "b"), "-d", "31", "-np", "1", "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((raw / "Dataset031_BraTS" / "conversion_report.json").read_text())
+    stale = {p["file"]: p for p in report["problems"] if "stale" in p["message"]}
+    assert set(stale) == {str(preprocessed / "Dataset031_BraTS"), str(results / "Dataset031_BraTS")}
+    assert all(p["level"] == "warning" for p in stale.values())
+    assert "preprocessed data of dataset 31" in printed and "nnUNetv2_plan_and_preprocess -d 31" in printed
+    assert "trained models of dataset 31" in printed and str(results / "Dataset031_BraTS") in printed
+
+
 def test_missing_nnunet_raw_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("nnUNet_raw", raising=False)
     make_case(tmp_path / "src" / "BraTS2021_00001", "2018", np.random.default_rng(6))

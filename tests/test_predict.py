@@ -23,8 +23,9 @@ from nnunet_holder.evaluate.one_pass import subset_logits
 from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.inputs import read_case, scan_folder
 from nnunet_holder.predict.model import load_predictor, parse_modalities
-from nnunet_holder.predict.partial import plan_folder, predict_folder
+from nnunet_holder.predict.partial import plan_folder, predict_folder, prediction_setting
 from nnunet_holder.predict.predictor import HolderPredictor
+from nnunet_holder.provenance import model_setting
 from nnunet_holder.subsets import all_subsets
 from tests.conftest import DATASET_ID
 from tests.helpers_nnunet import run_cli
@@ -205,7 +206,9 @@ def test_forced_modalities_and_what_the_network_runs(predictor, trained, tmp_pat
     forced = parse_modalities("t1c", predictor.dataset_json["channel_names"])
     assert forced == (1,)
     out = tmp_path / "out"
-    plan = plan_folder(inp, out, ".nii.gz", 4)
+    model = model_setting(trained["fold"].parent, [0], "checkpoint_final.pth", True, 0.5)
+    setting = prediction_setting(model, forced, predictor.dataset_json["channel_names"])
+    plan = plan_folder(inp, out, ".nii.gz", 4, setting=setting)
     table = ValidationTable.load(trained["fold"].parent, [0], predictor.dataset_json["channel_names"])
     reports = predict_folder(
         predictor, plan, out, table, forced, num_processes_preprocessing=1, num_processes_export=1,

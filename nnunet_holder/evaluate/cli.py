@@ -18,19 +18,29 @@ PROTOCOL_CHOICES = ("preprocessed", "raw")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nnunet_holder.evaluate.runner import evaluate_cases, existing_cases, print_summary
-    from nnunet_holder.evaluate.sources import image_cases, prepare_raw
+    from nnunet_holder.evaluate.records import (
+        evaluation_setting,
+        existing_cases,
+        image_cases,
+        refuse_continuing,
+    )
     from nnunet_holder.parts import Part
+    from nnunet_holder.provenance import model_setting
 
+    # every check that needs no model comes first: none of it imports torch, so a refusal is immediate
     check_model_arguments(args)
     if args.save_probabilities:
         raise SystemExit(
             "--save_probabilities: evaluate-subsets writes no probabilities; use `nnunet-holder predict`"
         )
     part = Part(args.part_id, args.num_parts)
+    images, labels, out = Path(args.images), Path(args.labels), Path(args.output)
+    for flag, folder in (("-i", images), ("-l", labels)):
+        if not folder.is_dir():
+            raise SystemExit(f"{flag} {folder}: not a folder")
     folder, folds, dataset_json = model_from_args(args)
-    out = Path(args.output)
-    cases = image_cases(Path(args.images), dataset_json, part)
+    model = model_setting(folder, folds, args.checkpoint, not args.disable_tta, args.step_size)
+    cases = image_cases(images, dataset_json, part)
     names = [c.case for c in cases]
     done = existing_cases(out, names)
     table = out / "subset_table.json"
@@ -43,12 +53,17 @@ def _run(args: argparse.Namespace) -> int:
         )
     skip = set(done) if args.continue_prediction else set()
     if skip:
+        refuse_continuing(
+            out, sorted(skip), evaluation_setting(model, args.protocol, args.postprocess_et, dataset_json)
+        )
         print(f"{len(skip)} of {len(names)} cases already evaluated (skipped)")
+
+    from nnunet_holder.evaluate.runner import evaluate_cases, print_summary
+    from nnunet_holder.evaluate.sources import prepare_raw
+
     predictor = predictor_from_args(args, folder, folds, allow_tqdm=False)
     failures: list[str] = []
-    n, prepared = prepare_raw(
-        predictor, [c for c in cases if c.case not in skip], Path(args.labels), failures
-    )
+    n, prepared = prepare_raw(predictor, [c for c in cases if c.case not in skip], labels, failures)
     summary = evaluate_cases(
         predictor,
         prepared,
@@ -62,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         earlier_cases=sorted(skip),
         failures=failures,
         metrics=check_metric_sets(args.metrics),
+        model=model,
     )
     if summary is None:
         print(
@@ -76,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.save_segmentations:
             written += ", segmentations/<subset>/"
         print(f"\nwritten to {out}: {written}")
+    if failures:
+        print(f"\n{len(failures)} case(s) failed and are not in the table:")
     for f in failures:
         print(f"SKIPPED {f}")
     return 1 if failures else 0

@@ -28,9 +28,18 @@ from tqdm import tqdm
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, metric_set_columns, score_case
 from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits, to_segmentation
+from nnunet_holder.evaluate.records import (
+    CASES_FOLDER,
+    PARTS_FOLDER,
+    case_file,
+    evaluation_setting,
+    refuse_continuing,
+    refuse_mixed_parts,
+)
 from nnunet_holder.evaluate.tables import Summary, summarise, summary_markdown, write_case_csv, write_summary
 from nnunet_holder.parts import Part, atomic_write
 from nnunet_holder.predict.predictor import HolderPredictor
+from nnunet_holder.provenance import Setting
 from nnunet_holder.subsets import all_subsets, modality_names, subset_name
 
 PROTOCOLS: dict[str, str] = {
@@ -89,21 +98,6 @@ def _zeroed_before_preprocessing(predictor: HolderPredictor, prepared: PreparedC
 _SUBSET_LOGITS = {"preprocessed": _zeroed_after_preprocessing, "raw": _zeroed_before_preprocessing}
 
 
-CASES_FOLDER = "subset_cases"
-"""Per-case results (rows and timing) of an evaluation, one JSON per case, inside its output folder."""
-PARTS_FOLDER = "subset_parts"
-"""One manifest per part of an evaluation (`manifest_part_K_of_N.json`): its cases, failures and layout."""
-
-
-def case_file(out_dir: Path, case: str) -> Path:
-    return out_dir / CASES_FOLDER / f"{case}.json"
-
-
-def existing_cases(out_dir: Path, cases: Sequence[str]) -> list[str]:
-    """The cases of `cases` that an earlier run has already evaluated into `out_dir`."""
-    return [c for c in cases if case_file(out_dir, c).is_file()]
-
-
 def evaluate_cases(
     predictor: HolderPredictor,
     cases: Iterable[PreparedCase],
@@ -117,6 +111,7 @@ def evaluate_cases(
     earlier_cases: Sequence[str] = (),
     failures: Sequence[str] = (),
     metrics: Sequence[str] = DEFAULT_METRIC_SETS,
+    model: Setting | None = None,
 ) -> Summary | None:
     """Score every subset of every case under `protocol` (a key of `PROTOCOLS`) into `out_dir`.
 
@@ -127,6 +122,13 @@ def evaluate_cases(
     `save_segmentations`, each subset's label map (the network's, before `postprocess_et`) is
     written in nnU-Net's format to out_dir/segmentations/<subset>/<case><ending>. `metrics` names
     the metric sets to compute (keys of `metric_sets.METRIC_SETS`).
+
+    `model` is `provenance.model_setting` of the predictor's model (folder, folds, checkpoint,
+    mirroring, step size). Every case result and the manifest record it with the evaluation's own
+    setting (records.py; the metric columns included), and the `earlier_cases` must have been
+    evaluated under the same one. Without `model`, only what the predictor itself knows is recorded
+    (trainer, plans, mirroring, step size; the folder, configuration, folds and checkpoint as null),
+    which a continuation or a merge then has to match.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; one of {sorted(PROTOCOLS)}")
@@ -137,6 +139,14 @@ def evaluate_cases(
     et_index = region_names.index("ET") if "ET" in region_names else None
     if postprocess_et is not None and et_index is None:
         raise SystemExit("--postprocess-et needs an enhancing-tumour region (ET) in dataset.json's labels")
+    setting = evaluation_setting(
+        model if model is not None else _predictor_setting(predictor),
+        protocol,
+        postprocess_et,
+        dataset_json,
+        metric_set_columns(metrics, region_names),
+    )
+    refuse_continuing(out_dir, earlier_cases, setting)
     (out_dir / CASES_FOLDER).mkdir(parents=True, exist_ok=True)
     evaluated, overlay_done = [], part.part_id != 0  # one overlay per evaluation, from part 0
     for prepared in tqdm(cases, total=num_cases, desc="evaluating subsets", unit="case"):
@@ -165,7 +175,8 @@ def evaluate_cases(
         ]
         # predict_seconds: the network's passes, and in the raw protocol the subsets' preprocessing
         timing = {"predict_seconds": predict_seconds, "total_seconds": time.perf_counter() - start}
-        atomic_write(case_file(out_dir, prepared.case), json.dumps({"rows": rows, "timing": timing}))
+        result = {"rows": rows, "timing": timing, "setting": setting}
+        atomic_write(case_file(out_dir, prepared.case), json.dumps(result))
         evaluated.append(prepared.case)
         if not overlay_done and prepared.raw_images is not None:
             preds = {subset_name(s, short): segs[s] for s in subsets if len(s) in (1, len(short))}
@@ -177,10 +188,9 @@ def evaluate_cases(
         "cases": sorted({*earlier_cases, *evaluated}),
         "failures": list(failures),
         "title": title,
-        "protocol": protocol,
         "order": [subset_name(s, short) for s in subsets],
-        "metrics": metric_set_columns(metrics, region_names),
         "modality_names": list(short),
+        "setting": setting,
     }
     (out_dir / PARTS_FOLDER).mkdir(exist_ok=True)
     for stale in (out_dir / PARTS_FOLDER).glob("manifest_part_*.json"):  # a new split replaces an old one
@@ -202,38 +212,46 @@ def merge_evaluation(out_dir: Path) -> Summary:
     parts = {Part.from_suffix(m.stem).part_id: json.loads(m.read_text()) for m in manifests}
     if missing := sorted(set(range(n)) - set(parts)):
         raise SystemExit(f"{out_dir}: part(s) {missing} of {n} have not finished their evaluation yet")
+    refuse_mixed_parts(out_dir, parts)
     first = parts[0]
-    for k, p in parts.items():
-        if (p["order"], p["metrics"], p["protocol"]) != (first["order"], first["metrics"], first["protocol"]):
-            raise SystemExit(f"{out_dir}: part {k} was evaluated with another model layout or protocol")
     cases = sorted({c for p in parts.values() for c in p["cases"]})
     failures = [f for p in parts.values() for f in p["failures"]]
     rows, timings = [], []
     for case in cases:
         path = case_file(out_dir, case)
-        if not path.is_file():
-            raise SystemExit(f"{out_dir}: case {case} is listed by a part but {path} does not exist")
         result = json.loads(path.read_text())
-        if missing := sorted(set(first["metrics"]) - set(result["rows"][0])):
-            raise SystemExit(
-                f"{path} was evaluated without {missing} (another --metrics); pass --overwrite to redo it"
-            )
         rows += result["rows"]
         timings.append({"case": case, **result["timing"]})
     if not rows:
         raise SystemExit("no case could be evaluated" + (":\n" + "\n".join(failures) if failures else ""))
-    protocol = first["protocol"]
-    summary = summarise(rows, first["order"], first["metrics"], modality_names=first["modality_names"])
+    setting = first["setting"]
+    protocol = setting["protocol"]
+    summary = summarise(rows, first["order"], setting["metrics"], modality_names=first["modality_names"])
     write_case_csv(rows, out_dir / "subset_metrics_per_case.csv")
     write_summary(summary, out_dir, stem="subset_table", protocol=protocol_line(protocol))
     (out_dir / "timing.json").write_text(
-        json.dumps({"protocol": protocol, "cases": timings, "failures": failures}, indent=2)
+        json.dumps(
+            {"protocol": protocol, "setting": setting, "cases": timings, "failures": failures}, indent=2
+        )
     )
     from nnunet_holder.evaluate.figures import dice_heatmap
 
     if summary.regions("Dice"):  # not with lesion-wise metrics only
         dice_heatmap(summary, out_dir / "dice_heatmap.png", title=_figure_title(first["title"], protocol))
     return summary
+
+
+def _predictor_setting(predictor: HolderPredictor) -> Setting:
+    return {
+        "model": None,
+        "trainer": predictor.trainer_name,
+        "plans": predictor.plans_manager.plans_name,
+        "configuration": None,
+        "folds": None,
+        "checkpoint": None,
+        "mirroring": bool(predictor.use_mirroring),
+        "step_size": float(predictor.tile_step_size),
+    }
 
 
 def _figure_title(title: str | None, protocol: str) -> str:

@@ -5,8 +5,9 @@ nnU-Net's properties to export back to the original geometry, and the reference 
 its spacing. Raw cases also keep their images and the reader's properties, which the overlay
 figure and the raw protocol (every subset preprocessed on its own, runner.py) need. A raw case
 that cannot be read, lacks a modality (a file absent, all zero, all NaN or without contrast, see
-predict/inputs.py) or a label is reported by name and skipped; the others are evaluated. NaN
-voxels in a file are set to 0 with a note naming the file, as `predict` does.
+predict/inputs.py) or a label, or whose label holds values that are not the dataset's labels
+(reference_labels.py) is reported by name and skipped; the others are evaluated. NaN voxels in a
+file are set to 0 with a note naming the file, as `predict` does.
 """
 
 from __future__ import annotations
@@ -18,19 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nnunet_holder.evaluate.records import image_cases
+from nnunet_holder.evaluate.reference_labels import check_reference_labels
 from nnunet_holder.evaluate.runner import PreparedCase
-from nnunet_holder.parts import Part
-from nnunet_holder.predict.inputs import CaseError, CaseFiles, check_intact, read_case, scan_folder
+from nnunet_holder.predict.inputs import CaseError, CaseFiles, check_intact, read_case
 from nnunet_holder.predict.predictor import HolderPredictor
-
-
-def image_cases(images_dir: Path, dataset_json: dict, part: Part = Part()) -> list[CaseFiles]:  # noqa: B008
-    """This part's cases of an image folder (sorted, nnU-Net's split); none at all is an error."""
-    ending = dataset_json["file_ending"]
-    cases = part.select(scan_folder(images_dir, ending, len(dataset_json["channel_names"])))
-    if not cases:
-        raise SystemExit(f"no files named CASE_XXXX{ending} in {images_dir} for part {part.part_id}")
-    return cases
 
 
 def raw_cases(
@@ -79,6 +72,7 @@ def prepare_raw(
                         label_file,
                         f"shape {seg.shape[1:]} differs from the images' {case.images.shape[1:]}",
                     )
+                check_reference_labels(files.case, label_file, seg, dataset_json["labels"])
             except CaseError as e:
                 failures.append(str(e))
                 tqdm.write(f"ERROR {e}")

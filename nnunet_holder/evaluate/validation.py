@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from nnunet_holder.evaluate.runner import evaluate_cases
 from nnunet_holder.evaluate.sources import validation_cases
 from nnunet_holder.predict.predictor import HolderPredictor
+from nnunet_holder.provenance import model_setting
 
 
 def evaluate_validation_subsets(trainer) -> None:
@@ -50,8 +51,16 @@ def evaluate_validation_subsets(trainer) -> None:
     )
     n, cases = validation_cases(trainer)
     out_dir = Path(trainer.output_folder) / "validation"
+    # the network in memory (checkpoint None): the one this training ends with, or the one --val loaded
+    model = model_setting(
+        Path(trainer.output_folder_base),
+        [trainer.fold],
+        None,
+        predictor.use_mirroring,
+        predictor.tile_step_size,
+    )
     summary = evaluate_cases(
-        predictor, cases, out_dir, num_cases=n, title=f"{type(trainer).__name__} validation"
+        predictor, cases, out_dir, num_cases=n, title=f"{type(trainer).__name__} validation", model=model
     )
     dice_cols = [m for m in summary.metrics if m.startswith("Dice_")]
     per_subset = {s: float(np.mean([summary.stats[s][m].mean for m in dice_cols])) for s in summary.order}

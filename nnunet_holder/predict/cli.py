@@ -88,7 +88,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--c",
         dest="continue_prediction",
         action="store_true",
-        help="continue an interrupted run: cases whose outputs exist are skipped",
+        help="continue an interrupted run: cases whose outputs exist are skipped; refused, naming the "
+        "difference, when they were made with another model, folds, checkpoint or setting",
     )
     p.add_argument("--disable_progress_bar", action="store_true", help="no progress bars (batch jobs)")
     p.add_argument("--verbose", action="store_true", help="nnU-Net's verbose output")
@@ -141,7 +142,7 @@ def model_from_args(args: argparse.Namespace) -> tuple[Path, list[int | str], di
     """The model folder, the folds to use and its dataset.json (read without loading any weights)."""
     import json
 
-    from nnunet_holder.predict.model import model_folder, resolve_folds
+    from nnunet_holder.predict.locate import model_folder, resolve_folds
 
     folder = model_folder(args.dataset, args.configuration, args.trainer, args.plans)
     folds = resolve_folds(folder, args.folds, args.checkpoint)
@@ -151,9 +152,10 @@ def model_from_args(args: argparse.Namespace) -> tuple[Path, list[int | str], di
 def _run(args: argparse.Namespace) -> int:
     # everything up to the model's loading is checked without importing torch, so refusals come at once
     from nnunet_holder.predict.expected import ValidationTable
-    from nnunet_holder.predict.locations import check_apart, check_output_folder
+    from nnunet_holder.predict.folder_checks import check_apart, check_output_folder
     from nnunet_holder.predict.model import parse_modalities
-    from nnunet_holder.predict.partial import Part, plan_folder, predict_folder
+    from nnunet_holder.predict.partial import Part, plan_folder, predict_folder, prediction_setting
+    from nnunet_holder.provenance import model_setting
 
     check_model_arguments(args)
     part = Part(args.part_id, args.num_parts)
@@ -163,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
     check_apart(input_dir, output, dataset_json["file_ending"])
     channels = dataset_json["channel_names"]
     forced = None if args.modalities is None else parse_modalities(args.modalities, channels)
+    model = model_setting(folder, folds, args.checkpoint, not args.disable_tta, args.step_size)
     plan = plan_folder(
         input_dir,
         output,
@@ -172,6 +175,7 @@ def _run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         continue_prediction=args.continue_prediction,
         save_probabilities=args.save_probabilities,
+        setting=prediction_setting(model, forced, channels),
     )
     print(
         f"part {part.part_id} of {part.num_parts}: {len(plan.cases)} cases, {len(plan.to_predict)} to predict"

@@ -6,9 +6,18 @@ one folder), then what to do with outputs that already exist (refuse, skip with
 `continue_prediction`, or replace with `overwrite`). `predict_folder` streams the cases through
 pipeline.py and writes the report (JSON and CSV beside the segmentations): per case the
 modalities it had, the ones missing, zero-filled, unusable (all NaN, no contrast) or ignored,
-notes naming each file whose voxels were changed or not used (inputs.py), any error, and what
-the model's validation says about the subset it had (expected.py). A run that is one of several parts writes
-its own report (`modality_report_part_K_of_N`), which `nnunet-holder merge-parts` joins.
+notes naming each file whose voxels were changed or not used (inputs.py), any error, what the
+model's validation says about the subset it had (expected.py), and the setting that produced it
+(provenance.py: model, folds, checkpoint, mirroring, step size, --modalities). A run that is one
+of several parts writes its own report (`modality_report_part_K_of_N`), which `nnunet-holder
+merge-parts` joins only when every row has one setting.
+
+Each predicted case also gets a record of its setting (`prediction_records/CASE.json`), written
+after the case's earlier outputs are removed and before its new segmentation is renamed into
+place. So a segmentation beside a record was made under that record's setting, even after an
+interruption, and `--continue_prediction` skips only cases recorded under its own setting: it
+refuses, naming the difference, a folder holding cases of another model or setting, or
+segmentations without a record.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +33,38 @@ from nnunet_holder.parts import Part, atomic_write
 from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.inputs import CaseFiles, scan_folder
 from nnunet_holder.predict.pipeline import CaseReport, output_files, predict_cases, remove_partial_files
+from nnunet_holder.provenance import Setting, refuse_mixing
 
 REPORT_STEM = "modality_report"
+RECORDS_FOLDER = "prediction_records"
+"""Per predicted case, the setting that produced its segmentation (`CASE.json`), inside the output folder."""
+
+
+def prediction_setting(
+    model: Mapping[str, object], modalities: Sequence[int] | None, channel_names: Mapping[str, str]
+) -> Setting:
+    """What a prediction depends on: `model` (provenance.model_setting) and the --modalities kept."""
+    kept = None if modalities is None else [channel_names[str(i)] for i in modalities]
+    return {**model, "modalities": kept}
+
+
+def record_file(output_dir: Path, case: str) -> Path:
+    return output_dir / RECORDS_FOLDER / f"{case}.json"
+
+
+def _recorded_setting(output_dir: Path, case: str) -> dict | None:
+    path = record_file(output_dir, case)
+    return json.loads(path.read_text())["setting"] if path.is_file() else None
+
+
+def _start_case(output_dir: Path, case: str, file_ending: str, setting: Setting) -> None:
+    # the earlier outputs go before the record is written: a record never stands beside another
+    # run's segmentation, whenever this run is interrupted
+    for old in output_files(output_dir, case, file_ending, save_probabilities=True):
+        old.unlink(missing_ok=True)
+    path = record_file(output_dir, case)
+    path.parent.mkdir(exist_ok=True)
+    atomic_write(path, json.dumps({"setting": setting}))
 
 
 @dataclass
@@ -32,6 +72,7 @@ class FolderPlan:
     cases: list[CaseFiles]  # this part's cases, sorted
     to_predict: list[CaseFiles]
     skipped: list[str]  # outputs exist and continue_prediction was given
+    setting: Setting  # what this run's predictions depend on (prediction_setting)
 
 
 def plan_folder(
@@ -43,8 +84,13 @@ def plan_folder(
     overwrite: bool = False,
     continue_prediction: bool = False,
     save_probabilities: bool = False,
+    *,
+    setting: Setting,
 ) -> FolderPlan:
-    """This run's cases and what exists of them already; refuses (SystemExit) before any work."""
+    """This run's cases and what exists of them already; refuses (SystemExit) before any work.
+
+    With `continue_prediction`, every case to skip must be recorded under `setting`.
+    """
     if overwrite and continue_prediction:
         raise SystemExit("--overwrite and --continue_prediction contradict each other; pass one")
     if not input_dir.is_dir():
@@ -65,7 +111,16 @@ def plan_folder(
             "or --overwrite to replace them"
         )
     skipped = done if continue_prediction else []
-    return FolderPlan(cases, [c for c in cases if c.case not in skipped], skipped)
+    for case in skipped:
+        refuse_mixing(
+            f"{output_dir}: {case}{file_ending}",
+            _recorded_setting(output_dir, case),
+            setting,
+            "recorded",
+            "this run",
+            "Pass --overwrite to predict every case again with this run's setting, or choose another -o.",
+        )
+    return FolderPlan(cases, [c for c in cases if c.case not in skipped], skipped, setting)
 
 
 def predict_folder(
@@ -83,6 +138,7 @@ def predict_folder(
     """Predict the plan's cases into `output_dir`; returns one report per case of the part."""
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_partial_files(output_dir, [c.case for c in plan.to_predict])
+    ending = predictor.dataset_json["file_ending"]
     new = predict_cases(
         predictor,
         plan.to_predict,
@@ -92,6 +148,7 @@ def predict_folder(
         num_processes_export,
         save_probabilities,
         progress,
+        on_predicted=lambda case: _start_case(output_dir, case, ending, plan.setting),
     )
     earlier = _previous_reports(output_dir / f"{REPORT_STEM}{part.suffix}.json")
     by_case = {r.case: r for r in new}
@@ -99,7 +156,7 @@ def predict_folder(
         by_case[case] = earlier.get(case, CaseReport(case))
         by_case[case].status = "skipped"
     reports = [by_case[c.case] for c in plan.cases]
-    write_report(reports, output_dir, part, expected)
+    write_report(reports, output_dir, part, expected, plan.setting)
     return reports
 
 
@@ -111,9 +168,15 @@ def _previous_reports(path: Path) -> dict[str, CaseReport]:
     return {r["case"]: CaseReport(**{k: v for k, v in r.items() if k in fields}) for r in rows}
 
 
-def write_report(reports: list[CaseReport], output_dir: Path, part: Part, expected: ValidationTable) -> None:
-    """The report of `reports` (JSON, CSV) for this part; each file written whole, then renamed."""
-    rows = [{**vars(r), **expected.expectation(r.used if r.status != "failed" else [])} for r in reports]
+def write_report(
+    reports: list[CaseReport], output_dir: Path, part: Part, expected: ValidationTable, setting: Setting
+) -> None:
+    """The report of `reports` (JSON, CSV) for this part, each row with `setting`; each file written
+    whole, then renamed."""
+    rows = [
+        {**vars(r), **expected.expectation(r.used if r.status != "failed" else []), "setting": setting}
+        for r in reports
+    ]
     _write_rows(rows, output_dir / f"{REPORT_STEM}{part.suffix}")
 
 
@@ -152,6 +215,18 @@ def merge_reports(output_dir: Path) -> Path:
     n = splits[0]
     if missing := sorted(set(range(n)) - {p.part_id for p in parts}):
         raise SystemExit(f"{output_dir}: part(s) {missing} of {n} have not written their report yet")
-    rows = sorted((row for f in files for row in json.loads(f.read_text())), key=lambda r: r["case"])
+    by_file = {f: json.loads(f.read_text()) for f in files}
+    wanted = next((row.get("setting") for rows in by_file.values() for row in rows), None) or {}
+    for f, rows in by_file.items():
+        for row in rows:
+            refuse_mixing(
+                f"{output_dir}: case {row['case']} of {f.name}",
+                row.get("setting"),
+                wanted,
+                f.name,
+                files[0].name,
+                "Re-run that part with --overwrite and the other parts' setting, or all with one setting.",
+            )
+    rows = sorted((row for rows in by_file.values() for row in rows), key=lambda r: r["case"])
     _write_rows(rows, output_dir / REPORT_STEM)
     return output_dir / f"{REPORT_STEM}.json"

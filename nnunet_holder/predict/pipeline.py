@@ -15,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -215,11 +215,13 @@ def predict_cases(
     num_processes_export: int = 3,
     save_probabilities: bool = False,
     progress: bool = True,
+    on_predicted: Callable[[str], None] | None = None,
 ) -> list[CaseReport]:
     """Predict `cases` into `output_dir` through one preprocessing and one export pool.
 
     Returns one report per case, in the order of `cases`. A case is "ok" only once its files
-    are in place under their final names.
+    are in place under their final names. `on_predicted(case)` runs in this process once the
+    case's prediction succeeded, before its export starts.
     """
     import torch
 
@@ -273,6 +275,8 @@ def predict_cases(
                     tqdm.write(f"ERROR {report.error}")
                     bar.update()
                     continue
+                if on_predicted is not None:
+                    on_predicted(report.case)
                 while len(exporting) > num_processes_export + 1:  # nnU-Net's bound on queued exports
                     finish_export()
                 exporting.append(
