@@ -19,7 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nnunet_holder.conversion.cli",
     "nnunet_holder.predict.cli",
     "nnunet_holder.evaluate.cli",
-    "nnunet_holder.parts",
+    "nnunet_holder.merge_parts",
     "nnunet_holder.small_config",
     "nnunet_holder.compare.cli",
     "nnunet_holder.demo",

@@ -4,12 +4,13 @@ nnU-Net splits the sorted case list of a folder as `cases[part_id::num_parts]`, 
 (or GPUs) that are each given one part id predict disjoint cases into the same output folder.
 `predict` and `evaluate-subsets` split the same way; each part writes its own report or manifest
 (`Part.suffix`), which `nnunet-holder merge-parts` joins. Every shared file is written under a
-temporary name and renamed, so a reader (or an interruption) never sees half of one.
+temporary name and renamed, so a reader (or an interruption) never sees half of one. The
+`merge-parts` command lives in merge_parts.py, which imports the prediction and evaluation code
+that import this module.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,35 +51,3 @@ def atomic_write(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(text)
     os.replace(temp, path)
-
-
-def _merge(args) -> int:
-    from nnunet_holder.evaluate.records import PARTS_FOLDER
-    from nnunet_holder.evaluate.runner import merge_evaluation, print_summary
-    from nnunet_holder.predict.partial import REPORT_STEM, merge_reports
-
-    folder = Path(args.folder)
-    merged = False
-    if any(folder.glob(f"{REPORT_STEM}_part_*_of_*.json")):
-        print(f"merged the prediction reports into {merge_reports(folder)}")
-        merged = True
-    if (folder / PARTS_FOLDER).is_dir():
-        summary = merge_evaluation(folder)
-        print_summary(summary, json.loads((folder / "timing.json").read_text())["protocol"])
-        print(f"merged the evaluation parts into {folder / 'subset_table.md'}")
-        merged = True
-    if not merged:
-        raise SystemExit(f"{folder} holds no parts of a prediction or an evaluation")
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "merge-parts",
-        help="join the outputs of -num_parts runs (predict reports, evaluate-subsets tables)",
-        description="After every part of `predict` or `evaluate-subsets -num_parts N -part_id K` has "
-        "finished into one folder, write the joint modality_report or subset table. Refuses while a part "
-        "is missing.",
-    )
-    p.add_argument("folder", help="the -o folder the parts shared")
-    p.set_defaults(func=_merge)
