@@ -85,6 +85,8 @@ CHECKED_SETTINGS = {
 # would prove nothing, so they are listed, not tested
 UNCHECKED_SETTINGS = {
     "checkpoint_selection": "read only in on_epoch_end, when it picks the EMA that checkpoint_best tracks",
+    "validation_subsets_per_pass": "read only in validation_step; tests/test_validation_step.py checks the "
+    "network passes it bounds",
 }
 CHECKED_OVERRIDES = {
     "initial_lr",
