@@ -87,6 +87,10 @@ UNCHECKED_SETTINGS = {
     "checkpoint_selection": "read only in on_epoch_end, when it picks the EMA that checkpoint_best tracks",
     "validation_subsets_per_pass": "read only in validation_step; tests/test_validation_step.py checks the "
     "network passes it bounds",
+    "lambda_kd": "passed to HolderMILoss by _build_loss; tests/test_distillation_trainer.py checks a distill "
+    "trainer's step logs the KD part and its sibling's does not",
+    "kd_temperature": "passed to HolderMILoss by _build_loss; tests/test_losses_distillation.py checks the "
+    "temperature's effect on the loss",
 }
 CHECKED_OVERRIDES = {
     "initial_lr",
