@@ -19,13 +19,13 @@ rank's states at the end of nnU-Net's `on_train_start`, after the warm-up batch 
 have drawn next; the subset draws need no state (their key is the epoch and the step within it).
 With `nnUNet_n_proc_DA=0` the resumed run therefore continues the interrupted one exactly: the
 same batches, augmentations, dropout masks and subsets, the same loss curve. With
-`nnUNet_n_proc_DA` > 0 the main process continues its streams (dropout masks, subset draws), but
-the augmentation workers are new processes whose generators cannot be saved; they are seeded from
-(seed, rank, loader, epoch resumed at), so the resumed run neither continues nor repeats the
-interrupted run's cases, patches and augmentations: it draws a new stream, the same on every
-resume from that epoch. A checkpoint without the states (an unseeded run's, or one written before
-they were saved) or written under another `nnUNet_seed` is resumed with the streams the seed gives
-at construction, and the log says so.
+`nnUNet_n_proc_DA` > 0 the main process continues its streams (dropout masks) and the subset
+draws continue, but the augmentation workers are new processes whose generators cannot be saved;
+they are seeded from (seed, rank, loader, epoch resumed at), so the resumed run neither continues
+nor repeats the interrupted run's cases, patches and augmentations: its workers draw new streams,
+with the same seeds on every resume from that epoch. A checkpoint without the states (an unseeded
+run's, or one written before they were saved) or written under another `nnUNet_seed` is resumed
+with the streams the seed gives at construction, and the log says so.
 """
 
 from __future__ import annotations
