@@ -4,14 +4,20 @@ Per model: the 15-subset table (Dice %, mean ± std over seeds, per region and t
 the mean over the missing-modality subsets and the full set; per other model: the paired
 per-subset differences against the reference with the seeds it wins; the verdict sentences; the
 training curves' plateau epochs. The JSON holds every per-seed value, so any other statistic can
-be computed from it.
+be computed from it. A report written while runs are missing covers the seeds whose every run is
+evaluated and names each missing run at its top (and in the JSON's `missing`). Every file is
+replaced whole (written under a temporary name and renamed), since several workers of one
+comparison may write the report at the same time.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +38,7 @@ from nnunet_holder.compare.stats import (
     verdict,
 )
 from nnunet_holder.evaluate.tables import Summary
+from nnunet_holder.parts import atomic_write
 
 Runs = Mapping[str, Mapping[int, Summary]]
 GROUP_LABELS = {MISSING: "Missing (mean of 14)", FULL: "Full"}
@@ -194,14 +201,15 @@ def to_json(
 def write_csv(runs: Runs, path: Path) -> Path:
     """Long format: model, seed, region, subset (or group), Dice (fraction)."""
     order, regions = common_layout(runs)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["model", "seed", "region", "subset", "dice"])
-        for model, model_runs in runs.items():
-            for region in [*regions, MEAN_REGION]:
-                for column in columns(order):
-                    for seed, value in sorted(_values(model_runs, column, region).items()):
-                        writer.writerow([model, seed, region, column, f"{value:.6f}"])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["model", "seed", "region", "subset", "dice"])
+    for model, model_runs in runs.items():
+        for region in [*regions, MEAN_REGION]:
+            for column in columns(order):
+                for seed, value in sorted(_values(model_runs, column, region).items()):
+                    writer.writerow([model, seed, region, column, f"{value:.6f}"])
+    atomic_write(path, text.getvalue())
     return path
 
 
@@ -233,7 +241,30 @@ def heatmap(runs: Runs, path: Path, title: str) -> Path:
                 color="black" if values[i, j] > 60 else "white",
             )
     ax.set_title(title, fontsize=9, pad=48)
-    return _save(fig, path)
+    temp = _save(fig, path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}{path.suffix}"))
+    os.replace(temp, path)
+    return path
+
+
+def missing_section(missing: Sequence[str]) -> list[str]:
+    """The report's list of the runs it lacks, each with its state."""
+    if not missing:
+        return []
+    return [
+        f"\n## Missing runs: this report is incomplete\n\nIt lacks {len(missing)} of the comparison's runs; "
+        "its tables hold only the seeds whose every run is evaluated. Re-run the comparison's command to "
+        "train and evaluate them.\n",
+        *[f"- {line}" for line in missing],
+    ]
+
+
+def write_incomplete(out: Path, header: str, meta: dict, missing: Sequence[str]) -> Path:
+    """The report while no seed has every run evaluated: the header and the missing runs only."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "comparison.json", json.dumps({**meta, "missing": list(missing)}, indent=2))
+    md = out / "comparison.md"
+    atomic_write(md, "\n".join([header, *missing_section(missing)]) + "\n")
+    return md
 
 
 def write_report(
@@ -246,10 +277,16 @@ def write_report(
     known_spreads: KnownSpreads | None = None,
     figures: Sequence[Path] = (),
     ceiling: Ceiling | None = None,
+    missing: Sequence[str] = (),
 ) -> Path:
-    """OUT/comparison.{md,csv,json} and OUT/comparison_heatmap.png; returns the Markdown path."""
+    """OUT/comparison.{md,csv,json} and OUT/comparison_heatmap.png; returns the Markdown path.
+
+    `missing` names the comparison's runs that are not in `runs` (one line each, with their state).
+    """
     out.mkdir(parents=True, exist_ok=True)
     result = to_json(runs, reference, curves, meta, known_spreads)
+    if missing:
+        result["missing"] = list(missing)
     ceiling_part: list[str] = []
     if ceiling is not None:
         order, regions = common_layout(runs)
@@ -260,11 +297,12 @@ def write_report(
             ceiling_markdown(ceiling, runs, reference, order, regions),
             "\n" + cost_line(ceiling, curves),
         ]
-    (out / "comparison.json").write_text(json.dumps(result, indent=2))
+    atomic_write(out / "comparison.json", json.dumps(result, indent=2))
     write_csv(runs, out / "comparison.csv")
     heat = heatmap(runs, out / "comparison_heatmap.png", "Dice % (mean of WT/TC/ET), mean over seeds")
     parts = [
         header,
+        *missing_section(missing),
         "\n## Verdict\n",
         *[f"- {line}" for line in result["verdict"]],  # the JSON's verdicts: the two cannot disagree
         "\n## Mean over the missing-modality subsets and the full set (Dice %, mean ± std over seeds)\n",
@@ -283,5 +321,5 @@ def write_report(
         *[f"\n![{p.stem}]({p.relative_to(out)})" for p in figures],
     ]
     md = out / "comparison.md"
-    md.write_text("\n".join(parts) + "\n")
+    atomic_write(md, "\n".join(parts) + "\n")
     return md
