@@ -28,11 +28,13 @@ import argparse
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_holder.compare.claims import DEFAULT_TIMEOUT, Takeover
 from nnunet_holder.compare.curves import Curves
 from nnunet_holder.compare.stats import KnownSpreads
+from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, METRIC_SETS, check_metric_sets
 from nnunet_holder.parts import atomic_write
 
 
@@ -54,6 +56,7 @@ def run_comparison(
     dedicated_trainer: str = "nnUNetTrainer",
     dedicated_first_id: int | None = None,
     takeover: Takeover | None = None,
+    metrics: Sequence[str] = DEFAULT_METRIC_SETS,
 ) -> Path | None:
     """Work on the comparison's runs (all of them, or this worker's share), then report.
 
@@ -62,7 +65,8 @@ def run_comparison(
     report covers the seeds whose every run is evaluated, names each missing run, and this raises.
     `reference` defaults to the first trainer; `dedicated` (subset specs, see `parse_subsets`; an
     empty list is every subset) adds the ceiling arm; `takeover` sets when another worker's claim
-    on a run is taken over (`claims.py`).
+    on a run is taken over (`claims.py`); `metrics` are the evaluation's metric sets, each one's
+    overlap metric reported (the first in the main tables).
     """
     from nnunetv2.paths import nnUNet_raw
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
@@ -81,6 +85,12 @@ def run_comparison(
     if reference not in trainers:
         raise SystemExit(f"--reference {reference} is not one of the trainers {trainers}")
     takeover = takeover or Takeover()
+    try:
+        metrics = check_metric_sets(metrics)
+    except ValueError as e:
+        raise SystemExit(f"--metrics: {e}") from None
+    if dedicated is not None and "legacy" not in metrics:
+        raise SystemExit("--dedicated: the ceiling is measured on the legacy Dice; add legacy to --metrics")
     dataset_folder = maybe_convert_to_dataset_name(dataset)
     raw = Path(nnUNet_raw) / dataset_folder
     labels = raw / "labelsTs"
@@ -100,12 +110,16 @@ def run_comparison(
             + "; a comparison is fair only at the same budget",
             flush=True,
         )
-    grid = [R.Run(t, s, out, dataset_folder, plans, configuration, fold) for s in seeds for t in trainers]
+    grid = [
+        R.Run(t, s, out, dataset_folder, plans, configuration, fold, metrics=metrics)
+        for s in seeds
+        for t in trainers
+    ]
     ceiling_runs = []
     if dedicated is not None:
         ceiling_runs = _dedicated_runs(
             dataset_folder, raw, dedicated, dedicated_trainer, seeds, out, plans, configuration, fold, env,
-            dedicated_first_id,
+            dedicated_first_id, metrics,
         )
     everything = grid + ceiling_runs
     todo = sum(not r.evaluated for r in everything)
@@ -132,7 +146,7 @@ def run_comparison(
     report = _report(
         [r for r in grid if r.seed in complete], [r for r in ceiling_runs if r.seed in complete], trainers,
         complete, reference, out, dataset_folder, configuration, plans, fold, mirroring, known_spreads,
-        header, dedicated_trainer if dedicated is not None else None, lines,
+        header, dedicated_trainer if dedicated is not None else None, lines, R.overlap_kinds(metrics),
     )
     if missing:
         raise SystemExit(
@@ -159,6 +173,7 @@ def _report(
     header: str | None,
     dedicated_trainer: str | None,
     missing: list[str],
+    kinds: list[str],
 ) -> Path:
     """The report of the runs of `seeds` (the seeds whose every run is evaluated), naming `missing`."""
     from nnunet_holder.compare import runs as R
@@ -218,7 +233,9 @@ def _report(
                 sum(read_curves(r.fold_folder / "checkpoint_final.pth").epoch_seconds) for r in ceiling_runs
             ),
         )
-    return write_report(results, reference, curves, out, header, meta, known_spreads, figures, arm, missing)
+    return write_report(
+        results, reference, curves, out, header, meta, known_spreads, figures, arm, missing, kinds
+    )
 
 
 def _subset_label(run, names: list[str]) -> str:
@@ -240,6 +257,7 @@ def _dedicated_runs(
     fold: int,
     env: dict[str, str],
     first_id: int | None,
+    metrics: tuple[str, ...],
 ) -> list:
     """Derive (or find) the dataset of every listed subset; one run per (subset, seed)."""
     from nnunet_holder.compare import runs as R
@@ -261,7 +279,10 @@ def _dedicated_runs(
         )
         label = f"dedicated_{subset_code(subset, names)}"
         print(f"  {label}: {derived}", flush=True)
-        runs += [R.Run(trainer, s, out, derived, plans, configuration, fold, label=label) for s in seeds]
+        runs += [
+            R.Run(trainer, s, out, derived, plans, configuration, fold, label=label, metrics=metrics)
+            for s in seeds
+        ]
     return runs
 
 
@@ -291,6 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         args.d, args.c, args.tr, args.seeds, out, args.reference, args.p, args.f, args.device, args.mirroring,
         jobs=args.jobs, dedicated=args.dedicated, dedicated_trainer=args.dedicated_trainer,
         dedicated_first_id=args.dedicated_first_id, takeover=Takeover(args.claim_timeout, args.reclaim),
+        metrics=args.metrics,
     )
     return 0
 
@@ -335,6 +357,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dedicated-first-id", type=int, default=None,
         help="derived datasets take the lowest free dataset id from here (default 900, up to 999); "
         "an earlier derived dataset of the same subset is reused",
+    )
+    p.add_argument(
+        "--metrics", nargs="+", choices=list(METRIC_SETS), default=list(DEFAULT_METRIC_SETS),
+        help="the evaluation's metric sets: "
+        + "; ".join(f"'{name}': {text}" for name, text in METRIC_SETS.items())
+        + " (default: legacy). The report's main tables are of the legacy Dice where legacy is asked for, "
+        "else of the lesion-wise Dice; the lesion-wise Dice beside legacy gets a section of its own. Every "
+        "heading names its metric. A run evaluated without a set asked for is evaluated again. "
+        "--dedicated needs legacy",
     )
     p.add_argument(
         "--claim-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",

@@ -6,7 +6,8 @@ configuration only. A run whose `checkpoint_final.pth` exists is trained; any ot
 (re)started with `--c`, which continues from `checkpoint_latest.pth` (or `checkpoint_best.pth`)
 where an interrupted run left one and starts fresh otherwise. A run whose
 `OUT/evaluation/TRAINER/seed_S/subset_table.json` exists and whose `timing.json` lists no failed
-case is evaluated (an evaluation with failed cases is done again). So an interrupted comparison
+case is evaluated (an evaluation with failed cases is done again, and so is one without every metric
+set the run asks for, `Run.metrics`). So an interrupted comparison
 continues where it stopped. Which worker trains a run is decided by the run's claims
 (`OUT/claims/NAME_seed_S`, `claims.py`, `work.py`); with `jobs` > 1 a worker trains that many side
 by side, each with its share of the CPU threads (`nnUNet_torch_threads`) or its own GPU
@@ -21,11 +22,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_holder.compare.child import die_with_parent
+from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, check_metric_sets, metric_set_columns
 from nnunet_holder.evaluate.tables import Summary, load_summary
 from nnunet_holder.trainers.cpu_threads import THREADS_VARIABLE
 
@@ -45,6 +47,8 @@ class Run:
     fold: int
     label: str | None = None
     """The evaluation folder's name where it is not the trainer's (a dedicated model of one subset)."""
+    metrics: tuple[str, ...] = DEFAULT_METRIC_SETS
+    """The evaluation's metric sets (`evaluate/metric_sets.py`)."""
 
     @property
     def results_root(self) -> Path:
@@ -69,14 +73,17 @@ class Run:
 
     @property
     def evaluated(self) -> bool:
-        """The subset table exists and no test case failed in the evaluation that wrote it."""
-        timing = self.evaluation_folder / "timing.json"
-        if not (self.evaluation_folder / TABLE).is_file() or not timing.is_file():
+        """The subset table exists, holds every metric kind of `metrics`, and no test case failed in the
+        evaluation that wrote it."""
+        table, timing = self.evaluation_folder / TABLE, self.evaluation_folder / "timing.json"
+        if not table.is_file() or not timing.is_file():
             return False
         try:
-            return not json.loads(timing.read_text()).get("failures")
-        except json.JSONDecodeError:  # being written by the worker that evaluates it
+            failed = json.loads(timing.read_text()).get("failures")
+            stored = json.loads(table.read_text())["metrics"]
+        except (json.JSONDecodeError, KeyError):  # being written by the worker that evaluates it
             return False
+        return not failed and metric_kinds(self.metrics) <= {m.split("_", 1)[0] for m in stored}
 
     @property
     def name(self) -> str:
@@ -90,6 +97,16 @@ class Run:
     @property
     def claims_folder(self) -> Path:
         return self.out / "claims" / f"{self.name}_seed_{self.seed}"
+
+
+def metric_kinds(metric_sets: Sequence[str]) -> set[str]:
+    """The metric kinds (`Dice`, `HD95`, `LesionDice`, ...) that the metric sets' columns hold."""
+    return {c.split("_", 1)[0] for c in metric_set_columns(metric_sets, ["R"])}
+
+
+def overlap_kinds(metric_sets: Sequence[str]) -> list[str]:
+    """The overlap metric of each metric set, the kind of its first column: legacy → Dice."""
+    return [metric_set_columns([m], ["R"])[0].split("_", 1)[0] for m in check_metric_sets(metric_sets)]
 
 
 TRAINING_STARTS = "=== nnunet-holder compare: nnUNetv2_train started"
@@ -184,6 +201,7 @@ def evaluate(run: Run, images: Path, labels: Path, device: str, mirroring: bool)
         num_cases=n,
         title=f"{run.name} seed {run.seed}",
         failures=failures,
+        metrics=run.metrics,
     )
     if failures:
         raise SystemExit(
