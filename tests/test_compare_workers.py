@@ -87,8 +87,7 @@ def workers(tiny_dataset, tmp_path_factory):
         for proc in (*pair, baseline):
             if proc.poll() is None:
                 proc.kill()
-    stdout = {p: Path(p.stdout.name).read_text() for p in (survivor, baseline)}
-    return shared, single, killed_run, stdout[survivor]
+    return shared, single, killed_run, (root / f"worker_{pair.index(survivor)}.stdout").read_text()
 
 
 def test_the_killed_run_was_taken_over_and_resumed_by_the_other_worker(workers):
