@@ -12,6 +12,8 @@ that import this module.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,11 @@ class Part:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    temp = path.with_name(f".{path.name}.tmp")
+    """Write `text` to a temporary file beside `path`, then rename it over `path`.
+
+    The temporary name is this writer's own (host, process, thread), so writers of the same file on
+    several machines or threads never write into one temporary file; the last rename wins whole.
+    """
+    temp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}.tmp")
     temp.write_text(text)
     os.replace(temp, path)

@@ -93,7 +93,8 @@ def test_a_derived_dataset_holds_exactly_the_subsets_channels_the_labels_and_the
     source, name, again = derived
     raw, pre = Path(os.environ["nnUNet_raw"]), Path(os.environ["nnUNet_preprocessed"])
     assert again == name and name.startswith("Dataset95") and name.endswith("_onlyT1cFl")
-    assert find_derived(source, (1, 3), raw) == name and find_derived(source, (1,), raw) is None
+    # (0, 1, 2): a subset no test derives (test_compare_runs and test_compare_workers derive T1c alone)
+    assert find_derived(source, (1, 3), raw) == name and find_derived(source, (0, 1, 2), raw) is None
     record = json.loads((raw / name / "dataset.json").read_text())
     assert record[RECORD_KEY] == {"source": source, "channels": [1, 3]}
     source_json = json.loads((raw / source / "dataset.json").read_text())
@@ -200,7 +201,7 @@ def test_no_gap_gives_no_fraction():
 def test_a_run_whose_evaluation_had_failed_cases_is_not_evaluated(tmp_path):
     run = Run("T", 0, tmp_path, "Dataset001_X", "nnUNetPlans", "3d_fullres", 0)
     run.evaluation_folder.mkdir(parents=True)
-    (run.evaluation_folder / "subset_table.json").write_text("{}")
+    (run.evaluation_folder / "subset_table.json").write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
     (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": ["case_7: bad file"]}))
     assert not run.evaluated
     (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": []}))

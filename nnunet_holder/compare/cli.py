@@ -12,16 +12,30 @@ vanilla nnU-Net (`--dedicated-trainer`, on the same schedule as the compared tra
 derived dataset that holds only that subset's channels, same cases, labels, split and test cases,
 each evaluated on its own subset; the full set's ceiling is the same trainer on the dataset itself.
 The report adds the ceiling and every model's gap to it.
+
+Several workers share one comparison: run the same command N times (a Slurm job array, or on
+machines that share the output folder) and each worker claims the next run nobody holds, trains
+and evaluates it, and takes the next; a run held or finished by one worker is never trained by
+another. A dead worker's run is taken over (with `--c`, from its latest checkpoint) by the next
+worker: at once on the same host, after `--claim-timeout` from another host, or at once with
+`--reclaim`. The last worker to finish writes the report; OUT/status.md shows every run's state,
+epoch, pseudo-Dice and ETA while they train.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+from nnunet_holder.compare.claims import DEFAULT_TIMEOUT, Takeover
 from nnunet_holder.compare.curves import Curves
 from nnunet_holder.compare.stats import KnownSpreads
+from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, METRIC_SETS, check_metric_sets
+from nnunet_holder.parts import atomic_write
 
 
 def run_comparison(
@@ -41,18 +55,27 @@ def run_comparison(
     dedicated: list[str] | None = None,
     dedicated_trainer: str = "nnUNetTrainer",
     dedicated_first_id: int | None = None,
-) -> Path:
-    """Train, evaluate and report; returns the report's path. `reference` defaults to the first trainer.
+    takeover: Takeover | None = None,
+    metrics: Sequence[str] = DEFAULT_METRIC_SETS,
+) -> Path | None:
+    """Work on the comparison's runs (all of them, or this worker's share), then report.
 
-    `dedicated` (subset specs, see `parse_subsets`; an empty list is every subset) adds the ceiling arm.
+    Returns the report's path; None where runs are left that other live workers hold (the last of
+    them writes the report). Where runs are missing and nobody works on them (they failed), the
+    report covers the seeds whose every run is evaluated, names each missing run, and this raises.
+    `reference` defaults to the first trainer; `dedicated` (subset specs, see `parse_subsets`; an
+    empty list is every subset) adds the ceiling arm; `takeover` sets when another worker's claim
+    on a run is taken over (`claims.py`); `metrics` are the evaluation's metric sets, each one's
+    overlap metric reported (the first in the main tables).
     """
     from nnunetv2.paths import nnUNet_raw
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     from nnunet_holder.compare import runs as R
-    from nnunet_holder.compare.curves import read_curves
+    from nnunet_holder.compare.claims import Claims
     from nnunet_holder.compare.lookup import resolve_trainers, schedule
-    from nnunet_holder.compare.report import write_report
+    from nnunet_holder.compare.progress import run_status
+    from nnunet_holder.compare.work import Worker
 
     if jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {jobs}")
@@ -61,6 +84,13 @@ def run_comparison(
     reference = reference or trainers[0]
     if reference not in trainers:
         raise SystemExit(f"--reference {reference} is not one of the trainers {trainers}")
+    takeover = takeover or Takeover()
+    try:
+        metrics = check_metric_sets(metrics)
+    except ValueError as e:
+        raise SystemExit(f"--metrics: {e}") from None
+    if dedicated is not None and "legacy" not in metrics:
+        raise SystemExit("--dedicated: the ceiling is measured on the legacy Dice; add legacy to --metrics")
     dataset_folder = maybe_convert_to_dataset_name(dataset)
     raw = Path(nnUNet_raw) / dataset_folder
     labels = raw / "labelsTs"
@@ -80,40 +110,76 @@ def run_comparison(
             + "; a comparison is fair only at the same budget",
             flush=True,
         )
-    grid = [R.Run(t, s, out, dataset_folder, plans, configuration, fold) for s in seeds for t in trainers]
+    grid = [
+        R.Run(t, s, out, dataset_folder, plans, configuration, fold, metrics=metrics)
+        for s in seeds
+        for t in trainers
+    ]
     ceiling_runs = []
     if dedicated is not None:
         ceiling_runs = _dedicated_runs(
             dataset_folder, raw, dedicated, dedicated_trainer, seeds, out, plans, configuration, fold, env,
-            dedicated_first_id,
+            dedicated_first_id, metrics,
         )
     everything = grid + ceiling_runs
-    todo = sum(not r.trained for r in everything)
+    todo = sum(not r.evaluated for r in everything)
     print(
-        f"{len(everything) - todo} of {len(everything)} runs trained, {todo} to train ({jobs} at a time)",
+        f"{len(everything) - todo} of {len(everything)} runs trained and evaluated, {todo} to do "
+        f"({jobs} at a time in this worker; progress of every worker: {out / 'status.md'})",
         flush=True,
     )
-    R.train_all(everything, device, env, jobs, show=("Epoch ", "Pseudo dice", "mean over"))
-    results: dict = {t: {} for t in trainers}
-    curves: dict[str, dict[int, Curves]] = {t: {} for t in trainers}
-    ceiling: dict = {}
-    ceiling_seconds = 0.0
-    for i, run in enumerate(everything, 1):
-        if not run.evaluated:
-            print(
-                f"[{i}/{len(everything)}] evaluating {run.label or run.trainer} seed {run.seed} on every "
-                "modality subset",
-                flush=True,
-            )
-            run_raw = Path(nnUNet_raw) / run.dataset_folder
-            R.evaluate(run, run_raw / "imagesTs", run_raw / "labelsTs", device, mirroring)
-        if run.label is None:
-            results[run.trainer][run.seed] = R.load_evaluation(run)
-            curves[run.trainer][run.seed] = read_curves(run.fold_folder / "checkpoint_final.pth")
-        else:
-            ceiling.setdefault(run.label, {})[run.seed] = R.load_evaluation(run)
-            ceiling_seconds += sum(read_curves(run.fold_folder / "checkpoint_final.pth").epoch_seconds)
-    first = next(iter(results[reference].values()))
+    failures = Worker(everything, out, device, env, mirroring, takeover, jobs).run()
+    missing = [r for r in everything if not r.evaluated]
+    held = [r for r in missing if Claims(r.claims_folder).held(takeover)]
+    if held:
+        print(
+            f"{len(missing)} runs not finished, {len(held)} of them held by other workers "
+            f"({', '.join(f'{r.name} seed {r.seed}' for r in held)}); the last worker to finish writes the "
+            f"report. Progress: {out / 'status.md'}",
+            flush=True,
+        )
+        if failures:
+            raise SystemExit("\n".join(failures))
+        return None
+    complete = [s for s in seeds if all(r.evaluated for r in everything if r.seed == s)]
+    lines = [f"{r.name} seed {r.seed}: {run_status(r, takeover)['state']}" for r in missing]
+    report = _report(
+        [r for r in grid if r.seed in complete], [r for r in ceiling_runs if r.seed in complete], trainers,
+        complete, reference, out, dataset_folder, configuration, plans, fold, mirroring, known_spreads,
+        header, dedicated_trainer if dedicated is not None else None, lines, R.overlap_kinds(metrics),
+    )
+    if missing:
+        raise SystemExit(
+            f"the comparison is incomplete: {len(missing)} of {len(everything)} runs missing, named in "
+            f"{report} (re-run the command to retry them):\n" + "\n".join(lines)
+        )
+    print(f"report: {report}")
+    return report
+
+
+def _report(
+    grid: list,
+    ceiling_runs: list,
+    trainers: list[str],
+    seeds: list[int],
+    reference: str,
+    out: Path,
+    dataset_folder: str,
+    configuration: str,
+    plans: str,
+    fold: int,
+    mirroring: bool,
+    known_spreads: KnownSpreads | None,
+    header: str | None,
+    dedicated_trainer: str | None,
+    missing: list[str],
+    kinds: list[str],
+) -> Path:
+    """The report of the runs of `seeds` (the seeds whose every run is evaluated), naming `missing`."""
+    from nnunet_holder.compare import runs as R
+    from nnunet_holder.compare.curves import read_curves
+    from nnunet_holder.compare.report import write_incomplete, write_report
+
     meta = {
         "dataset": dataset_folder,
         "configuration": configuration,
@@ -121,9 +187,18 @@ def run_comparison(
         "fold": fold,
         "trainers": trainers,
         "seeds": seeds,
-        "test_cases": first.stats[first.order[0]][first.metrics[0]].n,
         "mirroring": mirroring,
     }
+    if not seeds:
+        title = header or f"# Comparison on {dataset_folder}, configuration {configuration}, fold {fold}"
+        return write_incomplete(out, title, meta, missing)
+    results: dict = {t: {} for t in trainers}
+    curves: dict[str, dict[int, Curves]] = {t: {} for t in trainers}
+    for run in grid:
+        results[run.trainer][run.seed] = R.load_evaluation(run)
+        curves[run.trainer][run.seed] = read_curves(run.fold_folder / "checkpoint_final.pth")
+    first = next(iter(results[reference].values()))
+    meta["test_cases"] = first.stats[first.order[0]][first.metrics[0]].n
     header = header or (
         f"# Comparison on {dataset_folder}, configuration {configuration}, fold {fold}\n\n"
         f"Trainers {', '.join(trainers)}; seeds {', '.join(map(str, seeds))}; {meta['test_cases']} test "
@@ -131,29 +206,36 @@ def run_comparison(
         "the schedule its trainer names; a difference within the seed-to-seed spread is reported as "
         "no difference."
     )
-    progress = [r.fold_folder / "progress.png" for r in grid if r.seed == seeds[0]]
     figures = []
-    for png in progress:
-        if png.is_file():
-            target = out / "figures" / f"{png.parent.parent.name.split('__')[0]}_progress.png"
+    for run in grid:
+        png = run.fold_folder / "progress.png"
+        if run.seed == seeds[0] and png.is_file():
+            target = out / "figures" / f"{run.trainer}_progress.png"
             target.parent.mkdir(exist_ok=True)
-            target.write_bytes(png.read_bytes())
+            temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            shutil.copyfile(png, temp)
+            os.replace(temp, target)  # another worker may write the same figure at the same time
             figures.append(target)
     arm = None
-    if dedicated is not None:
+    if dedicated_trainer is not None:
         from nnunet_holder.compare.ceiling import Ceiling
 
+        ceiling: dict = {}
+        for run in ceiling_runs:
+            ceiling.setdefault(run.label, {})[run.seed] = R.load_evaluation(run)
         names = first.modality_names
         arm = Ceiling(
             trainer=dedicated_trainer,
             subsets={_subset_label(r, names): ceiling[r.label] for r in ceiling_runs if r.seed == seeds[0]},
             datasets={_subset_label(r, names): r.dataset_folder for r in ceiling_runs if r.seed == seeds[0]},
             trainings=len(ceiling_runs),
-            train_seconds=ceiling_seconds,
+            train_seconds=sum(
+                sum(read_curves(r.fold_folder / "checkpoint_final.pth").epoch_seconds) for r in ceiling_runs
+            ),
         )
-    report = write_report(results, reference, curves, out, header, meta, known_spreads, figures, arm)
-    print(f"report: {report}")
-    return report
+    return write_report(
+        results, reference, curves, out, header, meta, known_spreads, figures, arm, missing, kinds
+    )
 
 
 def _subset_label(run, names: list[str]) -> str:
@@ -175,6 +257,7 @@ def _dedicated_runs(
     fold: int,
     env: dict[str, str],
     first_id: int | None,
+    metrics: tuple[str, ...],
 ) -> list:
     """Derive (or find) the dataset of every listed subset; one run per (subset, seed)."""
     from nnunet_holder.compare import runs as R
@@ -196,7 +279,10 @@ def _dedicated_runs(
         )
         label = f"dedicated_{subset_code(subset, names)}"
         print(f"  {label}: {derived}", flush=True)
-        runs += [R.Run(trainer, s, out, derived, plans, configuration, fold, label=label) for s in seeds]
+        runs += [
+            R.Run(trainer, s, out, derived, plans, configuration, fold, label=label, metrics=metrics)
+            for s in seeds
+        ]
     return runs
 
 
@@ -219,11 +305,14 @@ def _run(args: argparse.Namespace) -> int:
                 "use another --output folder"
             )
     out.mkdir(parents=True, exist_ok=True)
-    meta_file.write_text(json.dumps(settings, indent=2))
+    atomic_write(meta_file, json.dumps(settings, indent=2))  # workers starting together write the same
+    if args.claim_timeout <= 0:
+        raise SystemExit(f"--claim-timeout must be positive, got {args.claim_timeout}")
     run_comparison(
         args.d, args.c, args.tr, args.seeds, out, args.reference, args.p, args.f, args.device, args.mirroring,
         jobs=args.jobs, dedicated=args.dedicated, dedicated_trainer=args.dedicated_trainer,
-        dedicated_first_id=args.dedicated_first_id,
+        dedicated_first_id=args.dedicated_first_id, takeover=Takeover(args.claim_timeout, args.reclaim),
+        metrics=args.metrics,
     )
     return 0
 
@@ -233,6 +322,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compare",
         help="train trainers × seeds, evaluate every modality subset, report mean ± std and the verdict",
         description=__doc__.split("\n\n")[1],
+        epilog=__doc__.split("\n\n")[3],
     )
     p.add_argument("-d", required=True, help="dataset name or id")
     p.add_argument("-c", required=True, help="configuration, e.g. 3d_small (see plan-small) or 3d_fullres")
@@ -267,5 +357,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dedicated-first-id", type=int, default=None,
         help="derived datasets take the lowest free dataset id from here (default 900, up to 999); "
         "an earlier derived dataset of the same subset is reused",
+    )
+    p.add_argument(
+        "--metrics", nargs="+", choices=list(METRIC_SETS), default=list(DEFAULT_METRIC_SETS),
+        help="the evaluation's metric sets: "
+        + "; ".join(f"'{name}': {text}" for name, text in METRIC_SETS.items())
+        + " (default: legacy). The report's main tables are of the legacy Dice where legacy is asked for, "
+        "else of the lesion-wise Dice; the lesion-wise Dice beside legacy gets a section of its own. Every "
+        "heading names its metric. A run evaluated without a set asked for is evaluated again. "
+        "--dedicated needs legacy",
+    )
+    p.add_argument(
+        "--claim-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help="a run claimed by a worker on another host whose claim has not been touched for this long "
+        f"(its worker touches it every min(60 s, timeout/10)) is taken over (default {DEFAULT_TIMEOUT:.0f}); "
+        "on the same host a claim is taken over as soon as its worker and training are gone",
+    )
+    p.add_argument(
+        "--reclaim", action="store_true",
+        help="take over the runs claimed by workers on other hosts at once: only for a command that runs "
+        "after every other worker has ended (the final job of a job array)",
     )
     p.set_defaults(func=_run)

@@ -9,7 +9,11 @@ are the source's plans with the per-channel entries (intensity properties, norma
 of the kept channels only, so the network, patch size and spacing are the source's and only the
 input channels differ; its `splits_final.json` is the source's (or the split nnU-Net would draw
 for the same cases). nnU-Net's own `nnUNetv2_preprocess` then preprocesses it. A derived dataset
-is found again by its record, so a re-run reuses it.
+is found again by its record, so a re-run reuses it. Workers of a comparison that start together
+derive one after another, under a lock in nnU-Net's raw folder (`LOCK_FOLDER`, `claims.exclusive`):
+the first derives and preprocesses, the others find its dataset; files a reuse rewrites are
+replaced whole and only where they changed, so a worker already training on the dataset never
+reads half a file.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nnunet_holder.compare.claims import exclusive
+from nnunet_holder.parts import atomic_write
 from nnunet_holder.subsets import all_subsets, modality_names, subset_name
 
 RECORD_KEY = "nnunet_holder_dedicated"
@@ -29,6 +35,9 @@ RECORD_KEY = "nnunet_holder_dedicated"
 FIRST_ID = 900
 """Derived datasets take the lowest free nnU-Net dataset id from here up (ids stop at 999)."""
 LAST_ID = 999
+LOCK_FOLDER = ".nnunet_holder_derive_lock"
+"""The claims folder, in nnU-Net's raw folder, of the lock that derivations hold (one at a time,
+because the free dataset id is shared by all of them)."""
 
 
 def parse_subsets(specs: Sequence[str], channel_names: Mapping[str, str]) -> list[tuple[int, ...]]:
@@ -137,8 +146,30 @@ def derive_subset_dataset(
     """The planned and preprocessed dataset of `source` that holds only `subset`'s channels; its folder name.
 
     Reuses the derived dataset of an earlier run (found by its record) and preprocesses
-    `configuration` where its data is not there yet. The source is only read.
+    `configuration` where its data is not there yet. The source is only read. Holds the
+    derivation lock throughout, so concurrent workers neither derive a subset twice nor take the
+    same dataset id.
     """
+    from nnunetv2.paths import nnUNet_raw
+
+    with exclusive(Path(nnUNet_raw) / LOCK_FOLDER):
+        return _derive(source, subset, plans_identifier, configuration, first_id, num_processes, env)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        atomic_write(path, text)
+
+
+def _derive(
+    source: str,
+    subset: tuple[int, ...],
+    plans_identifier: str,
+    configuration: str,
+    first_id: int,
+    num_processes: int,
+    env: Mapping[str, str] | None,
+) -> str:
     from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw, nnUNet_results
     from nnunetv2.utilities.crossval_split import generate_crossval_split
 
@@ -168,19 +199,20 @@ def derive_subset_dataset(
         (raw / "dataset.json").write_text(json.dumps(derived_json, indent=2))
     pre, src_pre = pre_root / name, pre_root / source
     pre.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(raw_root / name / "dataset.json", pre / "dataset.json")
+    _write_if_changed(pre / "dataset.json", (raw_root / name / "dataset.json").read_text())
     plans = json.loads((src_pre / f"{plans_identifier}.json").read_text())
-    (pre / f"{plans_identifier}.json").write_text(json.dumps(subset_plans(plans, subset, name), indent=4))
+    derived_plans = json.dumps(subset_plans(plans, subset, name), indent=4)
+    _write_if_changed(pre / f"{plans_identifier}.json", derived_plans)
     if (src_pre / "dataset_fingerprint.json").is_file():
         fingerprint = json.loads((src_pre / "dataset_fingerprint.json").read_text())
         props = fingerprint["foreground_intensity_properties_per_channel"]
         fingerprint["foreground_intensity_properties_per_channel"] = {
             str(n): props[str(o)] for n, o in enumerate(subset)
         }
-        (pre / "dataset_fingerprint.json").write_text(json.dumps(fingerprint, indent=4))
+        _write_if_changed(pre / "dataset_fingerprint.json", json.dumps(fingerprint, indent=4))
     splits = src_pre / "splits_final.json"
     if splits.is_file():
-        shutil.copy2(splits, pre / "splits_final.json")
+        _write_if_changed(pre / "splits_final.json", splits.read_text())
     elif not (pre / "splits_final.json").is_file():
         # what nnU-Net draws for the source at its first training (same sorted cases, same seed)
         ending = src_json["file_ending"]

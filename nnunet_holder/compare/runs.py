@@ -3,26 +3,31 @@
 Each seed has its own nnU-Net results folder (`OUT/models/seed_S`, passed to `nnUNetv2_train` as
 `nnUNet_results`, with `nnUNet_seed=S`), because nnU-Net names a model folder by trainer, plans and
 configuration only. A run whose `checkpoint_final.pth` exists is trained; any other run is
-(re)started with `--c`, which continues from `checkpoint_latest.pth` where an interrupted run left
-one and starts fresh otherwise. A run whose `OUT/evaluation/TRAINER/seed_S/subset_table.json`
-exists and whose `timing.json` lists no failed case is evaluated (an evaluation with failed cases
-is done again). So an interrupted comparison continues where it stopped. With `jobs` > 1,
-that many trainings run side by side, each with its share of the CPU threads
-(`nnUNet_torch_threads`) or its own GPU (`CUDA_VISIBLE_DEVICES`).
+(re)started with `--c`, which continues from `checkpoint_latest.pth` (or `checkpoint_best.pth`)
+where an interrupted run left one and starts fresh otherwise. A run whose
+`OUT/evaluation/TRAINER/seed_S/subset_table.json` exists and whose `timing.json` lists no failed
+case is evaluated (an evaluation with failed cases is done again, and so is one without every metric
+set the run asks for, `Run.metrics`). So an interrupted comparison
+continues where it stopped. Which worker trains a run is decided by the run's claims
+(`OUT/claims/NAME_seed_S`, `claims.py`, `work.py`); with `jobs` > 1 a worker trains that many side
+by side, each with its share of the CPU threads (`nnUNet_torch_threads`) or its own GPU
+(`CUDA_VISIBLE_DEVICES`). A training process is started through `child.py`, so it dies with the
+worker that started it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_holder.compare.child import die_with_parent
+from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, check_metric_sets, metric_set_columns
 from nnunet_holder.evaluate.tables import Summary, load_summary
 from nnunet_holder.trainers.cpu_threads import THREADS_VARIABLE
 
@@ -42,6 +47,8 @@ class Run:
     fold: int
     label: str | None = None
     """The evaluation folder's name where it is not the trainer's (a dedicated model of one subset)."""
+    metrics: tuple[str, ...] = DEFAULT_METRIC_SETS
+    """The evaluation's metric sets (`evaluate/metric_sets.py`)."""
 
     @property
     def results_root(self) -> Path:
@@ -62,24 +69,60 @@ class Run:
 
     @property
     def evaluation_folder(self) -> Path:
-        return self.out / "evaluation" / (self.label or self.trainer) / f"seed_{self.seed}"
+        return self.out / "evaluation" / self.name / f"seed_{self.seed}"
 
     @property
     def evaluated(self) -> bool:
-        """The subset table exists and no test case failed in the evaluation that wrote it."""
-        timing = self.evaluation_folder / "timing.json"
-        if not (self.evaluation_folder / TABLE).is_file() or not timing.is_file():
+        """The subset table exists, holds every metric kind of `metrics`, and no test case failed in the
+        evaluation that wrote it."""
+        table, timing = self.evaluation_folder / TABLE, self.evaluation_folder / "timing.json"
+        if not table.is_file() or not timing.is_file():
             return False
-        return not json.loads(timing.read_text()).get("failures")
+        try:
+            failed = json.loads(timing.read_text()).get("failures")
+            stored = json.loads(table.read_text())["metrics"]
+        except (json.JSONDecodeError, KeyError):  # being written by the worker that evaluates it
+            return False
+        return not failed and metric_kinds(self.metrics) <= {m.split("_", 1)[0] for m in stored}
+
+    @property
+    def name(self) -> str:
+        """The run's name in the report, the status and file names: the label, else the trainer."""
+        return self.label or self.trainer
 
     @property
     def log(self) -> Path:
-        return self.out / "logs" / f"train_{self.label or self.trainer}_seed_{self.seed}.log"
+        return self.out / "logs" / f"train_{self.name}_seed_{self.seed}.log"
+
+    @property
+    def claims_folder(self) -> Path:
+        return self.out / "claims" / f"{self.name}_seed_{self.seed}"
 
 
-def train(run: Run, device: str, env: dict[str, str], show: Sequence[str] = (), label: str = "") -> None:
-    """`nnUNetv2_train` of one run (seeded, `--c`), its output in `run.log`; lines with `show` echoed
-    (after `label`, which tells concurrent runs apart)."""
+def metric_kinds(metric_sets: Sequence[str]) -> set[str]:
+    """The metric kinds (`Dice`, `HD95`, `LesionDice`, ...) that the metric sets' columns hold."""
+    return {c.split("_", 1)[0] for c in metric_set_columns(metric_sets, ["R"])}
+
+
+def overlap_kinds(metric_sets: Sequence[str]) -> list[str]:
+    """The overlap metric of each metric set, the kind of its first column: legacy → Dice."""
+    return [metric_set_columns([m], ["R"])[0].split("_", 1)[0] for m in check_metric_sets(metric_sets)]
+
+
+TRAINING_STARTS = "=== nnunet-holder compare: nnUNetv2_train started"
+"""The line `train` writes into the run's log before each training it starts."""
+
+
+def train(
+    run: Run,
+    device: str,
+    env: dict[str, str],
+    on_line: Callable[[str], None] | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
+    note: str = "",
+) -> None:
+    """`nnUNetv2_train` of one run (seeded, `--c`), its output appended to `run.log` after a line
+    `TRAINING_STARTS` (with `note`); every line goes to `on_line`, the process to `on_start`."""
     run.log.parent.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).parent / "nnUNetv2_train"
     command = [str(exe), run.dataset_folder, run.configuration, str(run.fold), "-tr", run.trainer]
@@ -90,17 +133,20 @@ def train(run: Run, device: str, env: dict[str, str], show: Sequence[str] = (), 
         "nnUNet_seed": str(run.seed),
         "PYTHONUNBUFFERED": "1",
     }
-    with open(run.log, "a") as log:
+    with open(run.log, "a", buffering=1) as log:  # line by line: `tail -f` and other workers read it live
+        log.write(f"{TRAINING_STARTS} {time.strftime('%Y-%m-%d %H:%M:%S')} {note}\n")
         proc = subprocess.Popen(
-            command, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            die_with_parent(command), env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        if on_start is not None:
+            on_start(proc)
         for line in proc.stdout:
             log.write(line)
-            if any(s in line for s in show):
-                print(f"   {label}" + line.rstrip()[-150:], flush=True)
+            if on_line is not None:
+                on_line(line)
         if proc.wait() != 0:
             raise SystemExit(
-                f"training {run.trainer} seed {run.seed} failed (exit {proc.returncode}); see {run.log}"
+                f"training {run.name} seed {run.seed} failed (exit {proc.returncode}); see {run.log}"
             )
 
 
@@ -136,37 +182,6 @@ def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": visible[slot % len(visible)]}
 
 
-def train_all(
-    runs: Sequence[Run],
-    device: str,
-    env: dict[str, str],
-    jobs: int = 1,
-    show: Sequence[str] = (),
-) -> None:
-    """Train every run not yet trained, `jobs` at a time; a failed run stops none of the others,
-    and the failures are reported together at the end."""
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
-
-    def work(run: Run) -> str | None:
-        slot = slots.get()
-        try:
-            print(f"{run.label or run.trainer} seed {run.seed}: training (log: {run.log})", flush=True)
-            label = f"[{run.label or run.trainer} seed {run.seed}] " if jobs > 1 else ""
-            train(run, device, {**env, **slot_env(slot, jobs, device)}, show, label)
-            return None
-        except SystemExit as e:
-            return str(e)
-        finally:
-            slots.put(slot)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        failures = [f for f in pool.map(work, [r for r in runs if not r.trained]) if f]
-    if failures:
-        raise SystemExit("\n".join(failures))
-
-
 def evaluate(run: Run, images: Path, labels: Path, device: str, mirroring: bool) -> Summary:
     """Every modality subset of the test cases, with the project's evaluation (preprocessed protocol)."""
     from nnunet_holder.evaluate.runner import evaluate_cases
@@ -184,12 +199,13 @@ def evaluate(run: Run, images: Path, labels: Path, device: str, mirroring: bool)
         cases,
         run.evaluation_folder,
         num_cases=n,
-        title=f"{run.label or run.trainer} seed {run.seed}",
+        title=f"{run.name} seed {run.seed}",
         failures=failures,
+        metrics=run.metrics,
     )
     if failures:
         raise SystemExit(
-            f"{run.trainer} seed {run.seed}: {len(failures)} test cases failed:\n" + "\n".join(failures)
+            f"{run.name} seed {run.seed}: {len(failures)} test cases failed:\n" + "\n".join(failures)
         )
     return summary
 

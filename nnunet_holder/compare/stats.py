@@ -9,6 +9,8 @@ the subsets with at least one missing modality and the full set. A difference co
 where it exceeds the seed-to-seed spread: the larger std of the two models' per-seed values; with
 one seed there is no spread and the verdict says so, unless the stds of both models were measured
 before with several seeds on the same scale (`KnownSpreads`, e.g. the demo's recorded 3-seed run).
+Every statistic is of one overlap metric kind (`kind`): the legacy whole-region Dice (`DICE`,
+columns `Dice_R`) unless another is named, e.g. the lesion-wise Dice (`LesionDice_R`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ MISSING = "missing"
 FULL = "full"
 MEAN_REGION = "mean"
 """The region key of the mean over the regions (WT/TC/ET)."""
+DICE = "Dice"
+"""The metric kind of the legacy whole-region Dice, the default of every statistic."""
 
 KnownSpreads = Mapping[str, Mapping[str, float]]
 """Per model, per group (MISSING, FULL): the seed-to-seed std of its region-mean Dice (fraction),
@@ -62,16 +66,18 @@ class Paired(SeedStat):
         return sum(d < 0 for d in self.values)
 
 
-def regions_of(summary: Summary) -> list[str]:
-    return summary.regions("Dice")
+def regions_of(summary: Summary, kind: str = DICE) -> list[str]:
+    return summary.regions(kind)
 
 
-def per_seed_values(runs: Mapping[int, Summary], subset: str, region: str) -> dict[int, float]:
-    """Seed → Dice (fraction) of one subset and region; region `MEAN_REGION` averages the regions."""
+def per_seed_values(
+    runs: Mapping[int, Summary], subset: str, region: str, kind: str = DICE
+) -> dict[int, float]:
+    """Seed → `kind` (fraction) of one subset and region; region `MEAN_REGION` averages the regions."""
     out = {}
     for seed, summary in runs.items():
-        regions = regions_of(summary) if region == MEAN_REGION else [region]
-        out[seed] = float(np.mean([summary.stats[subset][f"Dice_{r}"].mean for r in regions]))
+        regions = regions_of(summary, kind) if region == MEAN_REGION else [region]
+        out[seed] = float(np.mean([summary.stats[subset][f"{kind}_{r}"].mean for r in regions]))
     return out
 
 
@@ -81,11 +87,13 @@ def group_subsets(summary: Summary, group: str) -> list[str]:
     return [full] if group == FULL else [s for s in summary.order if s != full]
 
 
-def group_values(runs: Mapping[int, Summary], group: str, region: str) -> dict[int, float]:
+def group_values(
+    runs: Mapping[int, Summary], group: str, region: str, kind: str = DICE
+) -> dict[int, float]:
     """Seed → the mean over the group's subsets of `per_seed_values`."""
     first = next(iter(runs.values()))
     subsets = group_subsets(first, group)
-    per_subset = [per_seed_values(runs, s, region) for s in subsets]
+    per_subset = [per_seed_values(runs, s, region, kind) for s in subsets]
     return {seed: float(np.mean([v[seed] for v in per_subset])) for seed in runs}
 
 
@@ -113,17 +121,23 @@ def verdict(
     model_runs: Mapping[int, Summary],
     reference_runs: Mapping[int, Summary],
     known_spreads: KnownSpreads | None = None,
+    kind: str = DICE,
+    metric: str = "",
 ) -> str:
-    """One plain sentence per group: who is better on the region-mean Dice, and whether it is real.
+    """One plain sentence per group: who is better on the region-mean `kind`, and whether it is real.
 
     Where each model has one seed, the larger of the two models' `known_spreads` for the group
     stands in for the spread (both must be known): the same rule as with several seeds, so a pair
-    of steady models is judged by their small spread and not by an unsteady third model's.
+    of steady models is judged by their small spread and not by an unsteady third model's. The
+    known spreads are of the legacy Dice, so they judge only `DICE`. `metric` names the metric in
+    each sentence (after the group, e.g. " (lesion-wise Dice)").
     """
     parts = []
+    known_spreads = known_spreads if kind == DICE else None
     for group, label in ((MISSING, "the mean over the missing-modality subsets"), (FULL, "the full set")):
-        a = group_values(model_runs, group, MEAN_REGION)
-        b = group_values(reference_runs, group, MEAN_REGION)
+        label += metric
+        a = group_values(model_runs, group, MEAN_REGION, kind)
+        b = group_values(reference_runs, group, MEAN_REGION, kind)
         sa, sb, diff = seed_stat(a), seed_stat(b), paired(a, b)
         s = spread(sa, sb)
         source = "seed-to-seed spread"
@@ -153,13 +167,17 @@ def verdict(
     return " ".join(parts)
 
 
-def common_layout(runs: Mapping[str, Mapping[int, Summary]]) -> tuple[list[str], list[str]]:
-    """(subset order, regions) shared by every run; refuses runs evaluated on different layouts."""
+def common_layout(
+    runs: Mapping[str, Mapping[int, Summary]], kind: str = DICE
+) -> tuple[list[str], list[str]]:
+    """(subset order, regions of `kind`) shared by every run; refuses runs evaluated on different layouts."""
     summaries: Sequence[Summary] = [s for model in runs.values() for s in model.values()]
     if not summaries:
         raise ValueError("no evaluated run")
-    order, regions = summaries[0].order, regions_of(summaries[0])
+    order, regions = summaries[0].order, regions_of(summaries[0], kind)
+    if not regions:
+        raise ValueError(f"the runs were evaluated without {kind}")
     for s in summaries[1:]:
-        if s.order != order or regions_of(s) != regions:
+        if s.order != order or regions_of(s, kind) != regions:
             raise ValueError("the runs were evaluated on different subsets or regions")
     return list(order), list(regions)

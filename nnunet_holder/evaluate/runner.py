@@ -179,7 +179,10 @@ def evaluate_cases(
         atomic_write(case_file(out_dir, prepared.case), json.dumps(result))
         evaluated.append(prepared.case)
         if not overlay_done and prepared.raw_images is not None:
-            preds = {subset_name(s, short): segs[s] for s in subsets if len(s) in (1, len(short))}
+            # each modality alone, by its name, and the full set: in a one-channel dataset (a dedicated
+            # model of `compare`) the one subset is both
+            preds = {short[s[0]]: segs[s] for s in subsets if len(s) == 1}
+            preds["Full"] = segs[tuple(range(len(short)))]
             _overlay(prepared, preds, short, out_dir, _figure_title(title, protocol))
             overlay_done = True
     manifest = {
