@@ -1,5 +1,5 @@
 """Shared pieces of the benchmark scripts: a BraTS-like nnU-Net plans dict, timing, machine description,
-and the writer that replaces one script's section of docs/benchmarks.md.
+and the writer that replaces one script's section of docs/records/benchmarks.md.
 
 The plans mimic what `nnUNetv2_plan_and_preprocess` produces for BraTS at 1 mm (3d_fullres): a
 PlainConvUNet with 6 stages and 32..320 features, 3x3x3 kernels, two convolutions per stage, instance
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-DOCS = REPO / "docs" / "benchmarks.md"
+DOCS = REPO / "docs" / "records" / "benchmarks.md"
 NUM_STAGES = 6
 MAX_FEATURES = 320
 BRATS_CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}

@@ -1,6 +1,6 @@
 """Why CPU hosts differ on the experiment scale, and what a 2-core CPU can do about it.
 
-The network is the `3d_small` one of docs/synthetic_comparison.md (PlainConvUNet, 3 stages, 16/32/64
+The network is the `3d_small` one of docs/records/synthetic_comparison.md (PlainConvUNet, 3 stages, 16/32/64
 features, 3x3x3 kernels, instance norm, deep supervision) on its patch (24x28x24, batch 2), built two
 ways: vanilla nnU-Net's (4 input channels) and the modality-parallel encoder's input (the 4
 modalities folded into the batch: 8 samples of 1 channel). A step is forward, backward and an SGD

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds (1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (3)")
     parser.add_argument("--write", action="store_true",
-                        help="replace this benchmark's section of docs/benchmarks.md")
+                        help="replace this benchmark's section of docs/records/benchmarks.md")
     args = parser.parse_args(argv)
     device = parse_device(args.device)
     cuda = device.type == "cuda"

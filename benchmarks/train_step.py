@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=None, help="untimed rounds (3 on cuda, 1 on cpu)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (10 on cuda, 3 on cpu)")
     parser.add_argument("--write", action="store_true",
-                        help="replace this benchmark's section of docs/benchmarks.md")
+                        help="replace this benchmark's section of docs/records/benchmarks.md")
     args = parser.parse_args(argv)
     device = parse_device(args.device)
     cuda = device.type == "cuda"

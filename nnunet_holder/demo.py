@@ -9,7 +9,7 @@ samples: uniform dropout's 200-epoch runs sometimes never learn enhancing tumour
 same schedule, side by side on the CPU's cores, with the real `nnUNetv2_train`, and evaluates every
 modality subset on the test set. `report.md` holds the tables, the training curves with their
 plateau epochs, the figures and a verdict that cites the seed-to-seed spread of the recorded 3-seed
-run of the same demo and what twice its budget did to each model (docs/demo_record.md).
+run of the same demo and what twice its budget did to each model (docs/records/demo_record.md).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ HOLDER = "HolderMITrainer_demo"
 DROPOUT = "nnUNetTrainerModalityDropout_fullHalf_demo"
 RECORDED_SCALE = {"cases": 48, "spacing": 8.0, "test_cases": 16}
 """The demo's default data, the data of its multi-seed record."""
-MULTI_SEED = Path(__file__).resolve().parents[1] / "docs" / "demo_record.json"
+MULTI_SEED = Path(__file__).resolve().parents[1] / "docs" / "records" / "demo_record.json"
 """The 3-seed record of this demo, in a source checkout (the demo cites its spread)."""
 BUDGET_RECORD = MULTI_SEED.with_name("demo_record_budget.json")
 """The budget check of that record: per epoch count, model and seed, the validation Dice (%)."""
@@ -235,7 +235,7 @@ def demo_header(
             for model, s in spreads.items()
         )
         cite = (
-            "The recorded 3-seed run of this demo (docs/demo_record.md) measured these seed-to-seed "
+            "The recorded 3-seed run of this demo (docs/records/demo_record.md) measured these seed-to-seed "
             f"stds of the region-mean Dice, in Dice points: {stds}. The verdict below judges each "
             "difference by the larger std of the two models compared and treats a smaller difference "
             "as none."
@@ -246,7 +246,7 @@ def demo_header(
             still = [model for model, g in gains.items() if max(abs(v) for v in g.values()) >= tolerance]
             cite += (
                 f" Twice this budget ({doubled} epochs, the same seeds, validation "
-                "cases; docs/demo_record.md) moved the seed mean of the region-mean Dice on the missing "
+                "cases; docs/records/demo_record.md) moved the seed mean of the region-mean Dice on the missing "
                 f"subsets and the full set by: {moved} points. "
             )
             if still:
@@ -254,7 +254,7 @@ def demo_header(
                     f"Not stopped learning at this budget (moved by {tolerance:.0f} points or more, the "
                     f"tolerance by which a curve counts as converged): {', '.join(still)}. Read a "
                     "verdict that involves it as one about this budget, not about the converged "
-                    f"model (docs/demo_record.md holds the {doubled}-epoch comparison to decide by)."
+                    f"model (docs/records/demo_record.md holds the {doubled}-epoch comparison to decide by)."
                 )
             else:
                 cite += (
@@ -263,7 +263,7 @@ def demo_header(
                 )
     else:
         cite = (
-            "No multi-seed record of this scale was found (docs/demo_record.md in the repository "
+            "No multi-seed record of this scale was found (docs/records/demo_record.md in the repository "
             "holds the default data only): with one seed, a difference of "
             "a few points may be noise."
         )

@@ -8,7 +8,7 @@ data `nnUNetv2_plan_and_preprocess` already wrote for `3d_fullres` with nothing 
 `nnUNetv2_train DATASET 3d_small FOLD -tr ...`, `-p` and nnU-Net's planners keep working (a
 re-run of the planner rewrites the plans file; run `plan-small` again). On that configuration a
 `_small` schedule trains in 1.5-3 minutes per model on a 2-core CPU; how close each model gets
-to its plateau there is measured in docs/synthetic_comparison.md.
+to its plateau there is measured in docs/records/synthetic_comparison.md.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_report_files_hold_the_same_numbers(tmp_path):
 
 
 def test_the_report_says_what_its_converged_column_cannot_tell(tmp_path):
-    # a flat end under a learning rate that falls to zero is not a plateau (docs/demo_record.md)
+    # a flat end under a learning rate that falls to zero is not a plateau (docs/records/demo_record.md)
     rng = np.random.default_rng(2)
     runs = {"A": {s: _summary(rng, 0.1)[0] for s in (0, 1)}, "B": {s: _summary(rng)[0] for s in (0, 1)}}
     md = write_report(runs, "A", {}, tmp_path, "# header", {"dataset": "x"}).read_text()

@@ -195,7 +195,7 @@ SMALL: dict[str, Any] = {
 }
 """The CPU experiment scale with the `3d_small` configuration (`nnunet-holder plan-small`), the
 same for every model (equal budget in iterations). Where each model's validation pseudo-Dice
-plateaus at this budget, and where it does not yet, is measured in docs/synthetic_comparison.md.
+plateaus at this budget, and where it does not yet, is measured in docs/records/synthetic_comparison.md.
 progress.png every 10 epochs: drawn each epoch it took a fifth of the training loop (py-spy, 2-core CPU).
 The curves that decide convergence are read from the checkpoint's log, which has every epoch."""
 
@@ -203,4 +203,4 @@ DEMO: dict[str, Any] = {**SMALL, "num_epochs": 200}
 """The demo's schedule: 200 epochs x 20 iterations on `3d_small` of the demo's 8 mm data, chosen by
 doubling the budget: after 100 epochs, the models that train on modality subsets gained several
 Dice points on the validation cases when trained for 200, while vanilla nnU-Net did not move
-(docs/demo_record.md, "Why 200 epochs")."""
+(docs/records/demo_record.md, "Why 200 epochs")."""

@@ -1,5 +1,5 @@
 # Variants around the demo's schedule (`_demo`: 200 x 20 on 3d_small of the 8 mm data), for the
-# records in docs/demo_record.md.
+# records in docs/records/demo_record.md.
 from nnunet_holder.trainers import (
     HolderMITrainer_demo,
     HolderMITrainer_featureFusion_demo,

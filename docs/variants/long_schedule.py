@@ -1,5 +1,5 @@
 # The CPU experiment scale at twice the iterations (160 x 20): the budget at which modality
-# dropout's validation curve reaches its plateau (docs/synthetic_comparison.md).
+# dropout's validation curve reaches its plateau (docs/records/synthetic_comparison.md).
 from nnunet_holder.trainers import (
     HolderMITrainer_featureFusion_small,
     HolderMITrainer_inputFusion_small,

@@ -9,7 +9,7 @@ one of them: nnU-Net's own EMA (weight 0.1 per epoch) lags by about ten epochs, 
 run counts as converged when it has stopped improving: over its last `min_fraction` of epochs the
 least-squares line through the curve rises by less than `tolerance`. (Until 80-epoch runs this
 used "the plateau covers the last quarter", which called flat curves with one late noise peak
-unconverged; docs/synthetic_comparison.md gives both for every run.) The criterion reads the end
+unconverged; docs/records/synthetic_comparison.md gives both for every run.) The criterion reads the end
 of a schedule whose learning rate falls to zero, which flattens every curve: it cannot show that a
 longer schedule would do no better (the report says so above its curves table, `FLAT_END_CAVEAT`,
 with the measurement), so a budget is chosen by doubling it.

@@ -162,7 +162,7 @@ CHILD_THREAD_VARIABLES = (*THREAD_POOL_VARIABLES, "nnUNet_def_n_proc")
 `nnUNet_torch_threads` reaches only the training process; nnU-Net's final validation starts
 `nnUNet_def_n_proc` spawn workers, each of which would import torch with a thread per core. On
 the 2-core host that froze the run beside it: its epochs took 20-31 s instead of 6 s for the
-minute of the other run's validation (docs/demo_record.md, "Concurrent trainings")."""
+minute of the other run's validation (docs/records/demo_record.md, "Concurrent trainings")."""
 
 
 def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:

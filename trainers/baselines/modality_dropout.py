@@ -6,7 +6,7 @@ becomes after nnU-Net's preprocessing. Multiplying instead of skipping keeps eve
 use, as DDP requires. Validation sees all modalities. `_fullHalf` keeps every modality on half the
 samples (the other half draws as above): on the demo's scale it learns enhancing tumour on every
 seed within the demo's budget, where uniform dropout missed it on one seed of three
-(docs/demo_record.md, "Dropout that keeps the full set on half the samples").
+(docs/records/demo_record.md, "Dropout that keeps the full set on half the samples").
 """
 
 import torch

@@ -7,7 +7,7 @@ deep-supervision scale, variational MI between each subset's fused bottleneck an
 set's). Each step trains `subsets_per_step` subsets, the full set always among them: 4 makes a
 step cost what the paper's network costs (M encoder and 4 decoder passes per sample, against M
 of each), where all 15 subsets would cost about 2.2 times as much. The default fusion operator
-(the masked mean) was chosen on the validation cases (docs/synthetic_comparison.md); every
+(the masked mean) was chosen on the validation cases (docs/records/synthetic_comparison.md); every
 operator also has a variant named for it, so a comparison can say which one it ran.
 """
 
