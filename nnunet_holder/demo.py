@@ -246,8 +246,8 @@ def demo_header(
             still = [model for model, g in gains.items() if max(abs(v) for v in g.values()) >= tolerance]
             cite += (
                 f" Twice this budget ({doubled} epochs, the same seeds, validation "
-                "cases; docs/records/demo_record.md) moved the seed mean of the region-mean Dice on the missing "
-                f"subsets and the full set by: {moved} points. "
+                "cases; docs/records/demo_record.md) moved the seed mean of the region-mean Dice on the "
+                f"missing subsets and the full set by: {moved} points. "
             )
             if still:
                 cite += (
