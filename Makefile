@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # by every process, compiles each module once.
 RUN := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache
 
-.PHONY: test test-all demo lint env clean
+.PHONY: test test-all demo demo-quick lint env clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(RUN) $(BIN)/nnunet-holder demo --output demo_output --device $(DEVICE) --overwrite
+
+# The same path in a few minutes; its models are not trained enough to compare.
+demo-quick: $(STAMP)
+	$(RUN) $(BIN)/nnunet-holder demo --quick --output demo_output --device $(DEVICE) --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

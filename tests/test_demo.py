@@ -1,23 +1,80 @@
-"""The demo's report cites the multi-seed spread it judges one seed's differences by; its trainings
-run side by side on the CPU's cores."""
+"""The demo's report cites the multi-seed spread it judges one seed's differences by (data the
+package owns, derived here from the record in docs/records); its trainings run side by side on the
+CPU's cores; it ends with the table and one plain verdict."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+import pytest
 from nnunet_holder.trainers.overrides import DEMO
 
+from nnunet_holder.compare.stats import FULL, MISSING
 from nnunet_holder.demo import (
-    BUDGET_RECORD,
+    BASELINE,
     DROPOUT,
-    MULTI_SEED,
+    HOLDER,
+    RECORD_SUMMARY,
+    closing_summary,
     demo_header,
     on_recorded_scale,
-    recorded_doubling_gain,
-    recorded_spreads,
+    quick_header,
+    recorded_summary,
     training_jobs,
 )
+
+RECORDS = Path(__file__).resolve().parents[1] / "docs" / "records"
+MULTI_SEED = RECORDS / "demo_record.json"
+BUDGET_RECORD = RECORDS / "demo_record_budget.json"
+
+
+def recorded_spreads(trainers, epochs, path=MULTI_SEED):
+    """Per trainer and group, the seed-to-seed std of the region-mean Dice in the 3-seed record. A
+    recorded model counts for `trainer` when its name is the trainer's, or the trainer's followed by
+    `epochs` (the record was trained under `*_demo200` names before `_demo` meant 200 epochs)."""
+    recorded = json.loads(path.read_text())["models"]
+    spreads = {}
+    for trainer in trainers:
+        for name in (trainer, f"{trainer}{epochs}"):
+            if name in recorded:
+                stds = {g: v["mean"]["std"] for g, v in recorded[name]["groups"].items()}
+                if None not in stds.values():  # a model recorded with one seed has no spread
+                    spreads[trainer] = stds
+    return spreads
+
+
+def recorded_doubling_gain(trainer, epochs, path=BUDGET_RECORD):
+    """Per group, how many Dice points the seed mean of `trainer`'s validation Dice moved when its
+    schedule of `epochs` was doubled, over the seeds trained at both; None without both budgets."""
+    budget = json.loads(path.read_text())
+    runs = [budget.get(str(n), {}).get(trainer, {}) for n in (epochs, 2 * epochs)]
+    seeds = sorted(set(runs[0]) & set(runs[1]))
+    if not seeds:
+        return None
+    return {
+        group: sum(runs[1][s][key] - runs[0][s][key] for s in seeds) / len(seeds)
+        for group, key in ((MISSING, "miss"), (FULL, "full"))
+    }
+
+
+@pytest.mark.skipif(not MULTI_SEED.is_file(), reason="needs the repository's docs/records")
+def test_the_packaged_summary_is_what_the_record_says():
+    trainers = [HOLDER, BASELINE, DROPOUT]
+    expected = {
+        "record": "docs/records/demo_record.md",
+        "num_epochs": DEMO["num_epochs"],
+        "seed_to_seed_std": recorded_spreads(trainers, DEMO["num_epochs"]),
+        "doubling_gain_points": {t: recorded_doubling_gain(t, DEMO["num_epochs"]) for t in trainers},
+    }
+    assert json.loads(RECORD_SUMMARY.read_text()) == expected, (
+        f"regenerate {RECORD_SUMMARY.name}: {json.dumps(expected, indent=2)}"
+    )
+    spreads, gains = recorded_summary(trainers, DEMO["num_epochs"])
+    assert set(spreads) == set(gains) == set(trainers)
+    assert recorded_summary(trainers, 2 * DEMO["num_epochs"]) == (None, {})
+    assert recorded_summary(["Other_demo"], DEMO["num_epochs"]) == (None, {})
 
 
 def _record(tmp_path, stds):
@@ -37,14 +94,6 @@ def test_recorded_spreads_are_per_model_and_only_for_the_demo_schedule(tmp_path)
     )
     spreads = recorded_spreads(["A_demo", "B_demo", "C_demo", "D_demo"], 200, path)
     assert spreads == {"A_demo": {"missing": 0.01, "full": 0.02}, "B_demo": {"missing": 0.03, "full": 0.04}}
-    assert recorded_spreads(["A_demo"], 200, tmp_path / "absent.json") is None
-
-
-def test_the_repository_record_covers_every_demo_trainer():
-    from nnunet_holder.demo import BASELINE, DROPOUT, HOLDER
-
-    spreads = recorded_spreads([HOLDER, BASELINE, DROPOUT], DEMO["num_epochs"], MULTI_SEED)
-    assert set(spreads) == {HOLDER, BASELINE, DROPOUT}
 
 
 def test_doubling_gain_is_the_seed_mean_over_seeds_trained_at_both_budgets(tmp_path):
@@ -70,14 +119,6 @@ def test_doubling_gain_is_the_seed_mean_over_seeds_trained_at_both_budgets(tmp_p
     }
     assert recorded_doubling_gain("V_demo", 200, path) is None
     assert recorded_doubling_gain("D_demo", 400, path) is None
-    assert recorded_doubling_gain("D_demo", 200, tmp_path / "absent.json") is None
-
-
-def test_the_repository_budget_record_covers_every_demo_trainer_at_twice_the_demo_schedule():
-    from nnunet_holder.demo import BASELINE, HOLDER
-
-    for trainer in (HOLDER, BASELINE, DROPOUT):
-        assert recorded_doubling_gain(trainer, DEMO["num_epochs"], BUDGET_RECORD) is not None, trainer
 
 
 def _args(**changes):
@@ -121,3 +162,47 @@ def test_cpu_demo_trains_one_model_per_core_at_most_one_per_trainer(monkeypatch)
     assert training_jobs("cpu", 3) == 3
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
     assert training_jobs("cpu", 3) == 1
+
+
+def _comparison(means):
+    """A comparison.json's models: per model, (missing, full) region means for WT, TC, ET."""
+
+    def group(values):
+        return {
+            **{r: {"mean": v} for r, v in zip(("WT", "TC", "ET"), values, strict=True)},
+            "mean": {"mean": sum(values) / 3},
+        }
+
+    return {
+        "regions": ["WT", "TC", "ET"],
+        "models": {m: {"groups": {MISSING: group(a), FULL: group(b)}} for m, (a, b) in means.items()},
+    }
+
+
+def test_the_closing_summary_is_the_table_and_one_plain_verdict():
+    result = _comparison(
+        {
+            "H_demo": ((0.80, 0.70, 0.50), (0.90, 0.80, 0.60)),
+            "V_demo": ((0.50, 0.40, 0.30), (0.92, 0.82, 0.62)),
+            "D_demo": ((0.79, 0.70, 0.50), (0.91, 0.80, 0.60)),
+        }
+    )
+    spreads = {m: {MISSING: 0.01, FULL: 0.005} for m in ("H_demo", "V_demo", "D_demo")}
+    text = closing_summary(result, spreads, quick=False)
+    assert "| H_demo | 80.0 / 70.0 / 50.0 (66.7) | 90.0 / 80.0 / 60.0 (76.7) |" in text
+    assert (
+        "On the missing-modality subsets, H_demo leads D_demo by 0.3 Dice points, within the recorded "
+        "seed-to-seed spread of 1.0: no difference." in text
+    )
+    assert (
+        "On the full set, V_demo leads D_demo by 1.7 Dice points, beyond the recorded seed-to-seed "
+        "spread of 0.5." in text
+    )
+    assert "may be noise" in closing_summary(result, None, quick=False)
+    quick = closing_summary(result, None, quick=True)
+    assert "not trained enough to compare" in quick and "Verdict" not in quick
+
+
+def test_quick_header_says_the_models_are_not_trained_enough():
+    text = quick_header(_args())
+    assert "not trained enough to compare" in text and "3 epochs × 10 iterations" in text
