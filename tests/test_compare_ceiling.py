@@ -224,3 +224,18 @@ def test_a_misspelt_trainer_is_refused_with_the_closest_names_before_anything_tr
     assert "nothing was trained" in message and "'nnUNetTrainerModalityDropot_smoke'" in message
     assert "nnUNetTrainerModalityDropout_smoke" in message
     assert not (out / "models").exists()
+
+
+def test_a_comparison_into_a_folder_that_does_not_exist_yet_runs_and_reports_its_failed_run(
+    in_nnunet_env, tmp_path
+):
+    """The demo calls run_comparison with a new output folder; the worker's status file went into
+    it before anything created it (FileNotFoundError). A configuration the plans lack makes the
+    training fail at once, so the run is reported as failed, in a status file that exists."""
+    from nnunet_holder.compare.cli import run_comparison
+
+    out = tmp_path / "new" / "cmp"
+    with pytest.raises(SystemExit) as failed:
+        run_comparison(in_nnunet_env["name"], "3d_no_such_configuration", ["nnUNetTrainer_smoke"], [0], out)
+    assert "nnUNetTrainer_smoke" in str(failed.value)
+    assert "failed" in (out / "status.md").read_text()

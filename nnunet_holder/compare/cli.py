@@ -128,6 +128,7 @@ def run_comparison(
         f"({jobs} at a time in this worker; progress of every worker: {out / 'status.md'})",
         flush=True,
     )
+    out.mkdir(parents=True, exist_ok=True)  # a caller other than the CLI (the demo) passes a new folder
     failures = Worker(everything, out, device, env, mirroring, takeover, jobs).run()
     missing = [r for r in everything if not r.evaluated]
     held = [r for r in missing if Claims(r.claims_folder).held(takeover)]
