@@ -12,6 +12,8 @@ from nnunet_holder.conversion.labels import CONVENTION_NAMES, describe_conventio
 from nnunet_holder.conversion.problems import ConversionError
 from nnunet_holder.conversion.report import ConversionResult, format_problems, format_summary
 
+from nnunet_holder.availability import ABSENT_KEY
+
 
 def _print_error(error: Exception) -> None:
     print(f"error: {error}", file=sys.stderr)
@@ -44,6 +46,7 @@ def _run_convert(args: argparse.Namespace) -> int:
             num_processes=args.num_processes,
             keep_partial=args.keep_partial,
             test_cases=args.num_test,
+            incomplete_training=args.train_incomplete,
         )
     except (ConversionError, ValueError, OSError) as e:
         _print_error(e)
@@ -107,6 +110,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-partial",
         action="store_true",
         help="keep cases with missing files as partial cases in imagesTs",
+    )
+    convert.add_argument(
+        "--train-incomplete",
+        action="store_true",
+        help="keep a training case with missing modality files in imagesTr: a zero-filled file per "
+        f"missing channel, the channels recorded per case under {ABSENT_KEY!r} in dataset.json (nnU-Net "
+        "ignores the key; every trainer of this package reads it and trains the case only on the modalities "
+        "it has, vanilla nnU-Net sees the zeros as data). Test cases with missing files go to imagesTs "
+        "with their present files. Cases without a segmentation or without any image are left out",
     )
     convert.set_defaults(func=_run_convert)
 
