@@ -86,3 +86,23 @@ def available_mask(
         for c in absent.get(str(key), ()):
             mask[row, c] = 0.0
     return mask
+
+
+def subsets_within(subsets: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    """(B, S, M): each subset of the (S, M) mask taken inside each sample's available set (B, M).
+
+    A subset is restricted to the modalities the sample has (S ∩ A: what segmenting with S gives on
+    a case that lacks the rest); a subset with none of them becomes A itself, so no row is empty and
+    the full set, the last subset of every step, becomes A, the sample's own full set. A complete
+    sample keeps the step's subsets unchanged.
+    """
+    import torch
+
+    inside = subsets.unsqueeze(0) * available.unsqueeze(1)
+    empty = inside.sum(-1, keepdim=True) == 0
+    return torch.where(empty, available.unsqueeze(1).expand_as(inside), inside)
+
+
+def subsets_inside(subsets: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    """(B, S) bool: whether each subset of the (S, M) mask lies inside each sample's available set."""
+    return (subsets.unsqueeze(0) <= available.unsqueeze(1)).all(-1)
