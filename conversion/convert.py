@@ -44,7 +44,7 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
-def _raw_root() -> Path:
+def raw_root_folder() -> Path:
     value = os.environ.get("nnUNet_raw")
     if not value:
         raise ConversionError(
@@ -53,7 +53,7 @@ def _raw_root() -> Path:
     return Path(value)
 
 
-def _check_target(input_dir: Path, target: Path, overwrite: bool) -> None:
+def check_target(input_dir: Path, target: Path, overwrite: bool) -> None:
     source, out = input_dir.resolve(), target.resolve()
     if out == source or source in out.parents or out in source.parents:
         raise ConversionError(f"output {out} and input {source} overlap; the source must stay untouched")
@@ -159,7 +159,7 @@ def _write_json(path: Path, content: Any) -> None:
     path.write_text(json.dumps(content, indent=2) + "\n")
 
 
-def _swap_in(built: Path, target: Path) -> None:
+def swap_in(built: Path, target: Path) -> None:
     if not target.exists():
         built.rename(target)
         return
@@ -244,9 +244,9 @@ def convert_brats(
     if split_dir is not None and test_cases is not None:
         raise ConversionError("give either split files or test_cases, not both")
     folder = dataset_folder_name(dataset_id, name)
-    raw_root = _raw_root()
+    raw_root = raw_root_folder()
     target = raw_root / folder
-    _check_target(input_dir, target, overwrite)
+    check_target(input_dir, target, overwrite)
     try:
         layout, cases = discover(input_dir)
         splits = read_split_dir(split_dir, split) if split_dir is not None else None
@@ -312,7 +312,7 @@ def convert_brats(
                 (build / sub).rmdir()
         _write_json(build / "dataset.json", _dataset_json(name, layout, outcomes))
         _write_json(build / "conversion_report.json", result.to_dict(input_dir))
-        _swap_in(build, target)
+        swap_in(build, target)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
