@@ -61,7 +61,7 @@ def find_dataset(dataset_id: int) -> Path:
 
 
 def _all_zero(path: Path) -> bool:
-    return not np.any(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path))))
+    return not np.any(sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
 
 
 def _check_case(
