@@ -88,6 +88,18 @@ def available_mask(
     return mask
 
 
+def batch_available(
+    absent: Mapping[str, Sequence[int]], batch: Mapping, num_channels: int
+) -> torch.Tensor | None:
+    """`available_mask` of an nnU-Net training batch, whose "keys" name its cases. A dataset without
+    incomplete cases needs no keys (a batch built by hand has none); with some, a batch must have them."""
+    if not absent:
+        return None
+    if "keys" not in batch:
+        raise KeyError(f"the dataset has incomplete cases ({ABSENT_KEY}); the batch must name its 'keys'")
+    return available_mask(absent, batch["keys"], num_channels)
+
+
 def subsets_within(subsets: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
     """(B, S, M): each subset of the (S, M) mask taken inside each sample's available set (B, M).
 

@@ -95,7 +95,7 @@ def _holder_draws(cls: type, rng: torch.Generator) -> list[tuple[torch.Tensor, t
     out = []
     for step in range(DRAWS // 4):
         keys, trainer._absent = _random_available(rng, 2)
-        available = trainer._available(keys)
+        available = trainer._available({"keys": keys})
         trainer._step = step
         for drawn in (trainer._subsets_for_step(), trainer._all_mask[trainer._step_subsets("val", step)]):
             subsets = trainer._per_sample(drawn, available)

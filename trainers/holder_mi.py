@@ -34,7 +34,7 @@ from torch import distributed as dist
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nnunet_holder.availability import absent_channels, available_mask, subsets_inside, subsets_within
+from nnunet_holder.availability import absent_channels, batch_available, subsets_inside, subsets_within
 from nnunet_holder.losses import HolderMILoss
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.subsets import all_subsets, modality_names, subset_mask, subset_name
@@ -210,9 +210,10 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         """The (k, M) mask of this epoch's next training step."""
         return self._all_mask[self._step_subsets("train", self._step)]
 
-    def _available(self, keys: list[str]) -> torch.Tensor | None:
-        """(B, M) mask of the modalities the batch's cases have (dataset.json's record), None if all."""
-        available = available_mask(self._absent, keys, self.num_input_channels)
+    def _available(self, batch: dict) -> torch.Tensor | None:
+        """(B, M) mask of the modalities the batch's cases (nnU-Net's batch "keys") have, from
+        dataset.json's record; None when all of them are complete."""
+        available = batch_available(self._absent, batch, self.num_input_channels)
         return None if available is None else available.to(self.device)
 
     def _per_sample(self, subsets: torch.Tensor, available: torch.Tensor | None) -> torch.Tensor:
@@ -222,7 +223,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
 
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's train step with the step's subsets passed to the network (through DDP/compile)."""
-        subsets = self._per_sample(self._subsets_for_step(), self._available(batch["keys"]))
+        subsets = self._per_sample(self._subsets_for_step(), self._available(batch))
         self._step += 1
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
@@ -286,7 +287,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         num = len(self._subsets)
         drawn = self._step_subsets("val", self._val_step)
         self._val_step += 1
-        available = self._available(batch["keys"])
+        available = self._available(batch)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             output = self.network(data, self._per_sample(self._all_mask[drawn], available))
             loss = self.loss(output, target)

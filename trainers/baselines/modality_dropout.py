@@ -16,7 +16,7 @@ from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE, Ov
 from nnunet_holder.trainers.setup_checks import refuse_unsupported_setup
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_holder.availability import absent_channels, available_mask
+from nnunet_holder.availability import absent_channels, batch_available
 from nnunet_holder.subsets import all_subsets, subset_mask
 
 
@@ -52,7 +52,7 @@ class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
 
     def train_step(self, batch: dict) -> dict:
         data = batch["data"]
-        available = available_mask(self.absent, batch["keys"], data.shape[1])
+        available = batch_available(self.absent, batch, data.shape[1])
         keep = self.keep_mask(data.shape[0], data.shape[1], available)
         batch = {**batch, "data": data * keep.view(*keep.shape, *[1] * (data.ndim - 2)).to(data.dtype)}
         return super().train_step(batch)
