@@ -44,12 +44,12 @@ def pipeline(tmp_path_factory) -> dict:
     train = [f"tiny_{i:03d}" for i in range(8) if f"tiny_{i:03d}" not in VALIDATION]
     (preprocessed / "splits_final.json").write_text(json.dumps([{"train": train, "val": VALIDATION}]))
     run_cli(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu"],
-            train_env(env), timeout=1200)
+            train_env(env), timeout=2400)
     evaluation = root / "evaluation"
     raw = root / "raw" / NAME
     run_cli(["nnunet-holder", "evaluate-subsets", "-i", str(raw / "imagesTs"), "-l", str(raw / "labelsTs"),
              "-o", str(evaluation), "-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0", "-tr", TRAINER,
-             "-device", "cpu", "-npp", "0", "-nps", "0"], env, timeout=900)
+             "-device", "cpu", "-npp", "0", "-nps", "0"], env, timeout=1800)
     fold = root / "results" / NAME / f"{TRAINER}__nnUNetPlans__3d_fullres" / "fold_0"
     return {"root": root, "preprocessed": preprocessed, "fold": fold, "evaluation": evaluation}
 

@@ -12,6 +12,7 @@ Variants change one class attribute each (see `trainers/variants`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os.path import join
@@ -359,8 +360,11 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         tp, fp, fn = counts
         with np.errstate(invalid="ignore", divide="ignore"):
             dice = 2 * tp / (2 * tp + fp + fn)  # (S, C)
-        per_subset = np.nanmean(dice, axis=1)
-        mean_subsets = float(np.nanmean(per_subset))
+        with warnings.catch_warnings():
+            # a subset that no validation sample of this epoch has (incomplete cases) has no Dice: NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_subset = np.nanmean(dice, axis=1)
+            mean_subsets = float(np.nanmean(per_subset))
         logger = self.logger.local_logger
         previous = logger.get_value("ema_subset_dice", step=None)
         ema = 0.9 * previous[-1] + 0.1 * mean_subsets if previous else mean_subsets
