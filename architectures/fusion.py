@@ -2,11 +2,13 @@
 
 Every operator here takes per-modality tensors with the modality axis second, (B, M, ...), and an
 (S, M) 0/1 mask whose rows are modality subsets, and returns one fused tensor per subset,
-(B, S, ...): a whole training step's subsets in one call. A modality outside a subset contributes
-exactly nothing to that subset's output (a 0 weight or a -inf score, never a zero passed through
-a layer), so changing its input leaves the output bit-identical. For prediction with k available
-modalities, pass only their k feature maps and a (1, k) mask of ones: the operators depend on a
-modality only through its features, so this equals the M-modality call with the subset's mask.
+(B, S, ...): a whole training step's subsets in one call. A (B, S, M) mask gives each sample its
+own subsets (a training batch with incomplete cases, whose subsets lie inside what each case has).
+A modality outside a subset contributes exactly nothing to that subset's output (a 0 weight or a
+-inf score, never a zero passed through a layer), so changing its input leaves the output
+bit-identical. For prediction with k available modalities, pass only their k feature maps and a
+(1, k) mask of ones: the operators depend on a modality only through its features, so this equals
+the M-modality call with the subset's mask.
 """
 
 from __future__ import annotations
@@ -23,16 +25,27 @@ def fuse_logits(per_modality: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     """Weighted means of per-modality logits (B, M, C, *sp) -> (B, S, C, *sp).
 
     `weights` is (S, M) (the same weight for every class, e.g. `fusion_weights(mask)`) or (S, M, C)
-    (per class, e.g. learned weights); each row sums to 1 over the subset's modalities.
+    (per class, e.g. learned weights), or (B, S, M, C) per sample; each row sums to 1 over the
+    subset's modalities.
     """
     weights = weights.to(per_modality.dtype)
     if weights.dim() == 2:
         return torch.einsum("sm,bm...->bs...", weights, per_modality)
+    if weights.dim() == 4:
+        return torch.einsum("bsmc,bmc...->bsc...", weights, per_modality)
     return torch.einsum("smc,bmc...->bsc...", weights, per_modality)
 
 
+def subset_sums(weights: torch.Tensor, per_modality: torch.Tensor) -> torch.Tensor:
+    """Σ_m w[s, m] x_m per subset: (S, M) or per-sample (B, S, M) weights, (B, M, ...) -> (B, S, ...)."""
+    if weights.dim() == 3:
+        return torch.einsum("bsm,bm...->bs...", weights, per_modality)
+    return torch.einsum("sm,bm...->bs...", weights, per_modality)
+
+
 class FeatureFusion(nn.Module):
-    """Base of the feature-fusion operators: (B, M, F, *sp) features, (S, M) mask -> (B, S, F, *sp)."""
+    """Base of the feature-fusion operators: (B, M, F, *sp) features, (S, M) or (B, S, M) mask ->
+    (B, S, F, *sp)."""
 
     name: ClassVar[str]
 
@@ -49,7 +62,7 @@ class MaskedMean(FeatureFusion):
         super().__init__()
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("sm,bm...->bs...", fusion_weights(mask.float()).to(features), features)
+        return subset_sums(fusion_weights(mask.float()).to(features), features)
 
 
 class MeanVariance(FeatureFusion):
@@ -73,8 +86,8 @@ class MeanVariance(FeatureFusion):
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         weights = fusion_weights(mask.float()).to(features)
-        mean = torch.einsum("sm,bm...->bs...", weights, features)
-        square = torch.einsum("sm,bm...->bs...", weights, features * features)
+        mean = subset_sums(weights, features)
+        square = subset_sums(weights, features * features)
         variance = (square - mean * mean).clamp_min(0)
         b, s = mean.shape[:2]
         both = torch.cat((mean, variance), dim=2).flatten(0, 1)
@@ -103,7 +116,7 @@ class ModalityAttention(FeatureFusion):
         b, m = features.shape[:2]
         scores = self.score(features.flatten(0, 1)).view(b, m, *features.shape[3:]).float()
         spatial = (1,) * (features.dim() - 3)
-        present = mask.bool().view(1, mask.shape[0], m, *spatial)
+        present = mask.bool().view(-1 if mask.dim() == 3 else 1, mask.shape[-2], m, *spatial)
         scores = scores.unsqueeze(1).masked_fill(~present, float("-inf"))  # (B, S, M, *sp)
         alpha = torch.softmax(scores, dim=2).to(features.dtype)
         return torch.einsum("bsm...,bmf...->bsf...", alpha, features)

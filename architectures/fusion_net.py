@@ -82,7 +82,10 @@ class FeatureFusionNet(ModalityNetwork):
         subsets = self.check_subsets(subsets, x.device)
         skips = self.encode(x, torch.arange(self.num_modalities, device=x.device))
         fused = self.fuse(skips, subsets)
-        full = torch.ones(1, self.num_modalities, device=x.device)
+        # the MI teacher: every modality, or each sample's available set (the union of its subsets)
+        full = torch.ones(1, self.num_modalities, device=x.device) if subsets.dim() == 2 else subsets.amax(
+            dim=1, keepdim=True
+        )
         mi_pred, mi_target, mi_var = [], [], []
         stages = range(len(skips) - len(self.mi_regressors), len(skips))
         for regressor, j in zip(self.mi_regressors, stages, strict=True):

@@ -55,9 +55,11 @@ class InputFusionNet(ModalityNetwork):
 
     def _run(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Skips (list over stages of (B, S, F, *sp)) and outputs (list over scales of (B, S, C, *sp))
-        of x (B, M, ...) with each row of the (S, M) mask applied, the S inputs in one batch."""
-        b, s = x.shape[0], mask.shape[0]
-        keep = mask.to(x.dtype).view(1, s, self.num_modalities, *[1] * (x.ndim - 2))
+        of x (B, M, ...) with each row of the (S, M) (or per-sample (B, S, M)) mask applied, the S
+        inputs in one batch."""
+        b, s = x.shape[0], mask.shape[-2]
+        per_sample = -1 if mask.dim() == 3 else 1
+        keep = mask.to(x.dtype).view(per_sample, s, self.num_modalities, *[1] * (x.ndim - 2))
         inputs = x.unsqueeze(1) * keep
         if self.availability_channels:
             inputs = torch.cat([inputs, keep.expand_as(inputs)], dim=2)
@@ -80,9 +82,12 @@ class InputFusionNet(ModalityNetwork):
     def training_output(self, x: torch.Tensor, subsets: torch.Tensor) -> dict:
         self.check_channels(x)
         subsets = self.check_subsets(subsets, x.device)
-        s = subsets.shape[0]
-        full = (subsets.sum(1) == self.num_modalities).nonzero().flatten()
-        if full.numel():
+        s = subsets.shape[-2]
+        if subsets.dim() == 3:  # per sample: the teacher is each sample's available set, its union
+            union = subsets.amax(dim=1, keepdim=True)
+            last_is_union = bool((subsets[:, -1:] == union).all())
+            run, teacher = (subsets, s - 1) if last_is_union else (torch.cat([subsets, union], 1), s)
+        elif (full := (subsets.sum(1) == self.num_modalities).nonzero().flatten()).numel():
             run, teacher = subsets, int(full[0])
         else:  # the MI teacher is the full set's features: run it too, as one more input
             run, teacher = torch.cat([subsets, subsets.new_ones(1, self.num_modalities)]), s

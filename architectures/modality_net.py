@@ -76,7 +76,7 @@ class ModalityNetwork(nn.Module, ABC):
         mi_stages: how many of the deepest encoder stages carry an MI regressor (1 = bottleneck).
 
     Shapes: input x (B, M, *spatial); `available` a LongTensor (k,) of modality indices;
-    `subsets` an (S, M) 0/1 mask.
+    `subsets` an (S, M) 0/1 mask (`training_output` also takes (B, S, M), subsets per sample).
     """
 
     uses_modality_norms: ClassVar[bool] = True
@@ -180,10 +180,14 @@ class ModalityNetwork(nn.Module, ABC):
             )
 
     def check_subsets(self, subsets: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """The (S, M) mask as float32 on `device`, after checking its shape and that no row is empty."""
-        if subsets.dim() != 2 or subsets.shape[1] != self.num_modalities:
-            raise ValueError(f"subset mask must be (S, {self.num_modalities}), got {tuple(subsets.shape)}")
-        if not bool((subsets.sum(1) > 0).all()):
+        """The (S, M) mask, or (B, S, M) per sample (`training_output` only), as float32 on `device`,
+        after checking its shape and that no row is empty."""
+        if subsets.dim() not in (2, 3) or subsets.shape[-1] != self.num_modalities:
+            raise ValueError(
+                f"subset mask must be (S, {self.num_modalities}) or (B, S, {self.num_modalities}), "
+                f"got {tuple(subsets.shape)}"
+            )
+        if not bool((subsets.sum(-1) > 0).all()):
             raise ValueError("every subset of the mask needs at least one modality")
         return subsets.to(device, torch.float32)
 
@@ -206,8 +210,10 @@ class ModalityNetwork(nn.Module, ABC):
 
     @abstractmethod
     def training_output(self, x: torch.Tensor, subsets: torch.Tensor) -> dict:
-        """Every modality runs. Returns "logits" (list over deep-supervision scales of fused logits
-        (B, S, C, *spatial_k)), "subset_mask" (S, M), "mi_pred" (list over MI stages of
+        """Every modality runs. `subsets` is (S, M), or (B, S, M) when each sample has its own subsets
+        (inside what an incomplete case has; the MI teacher is then each sample's union of its
+        subsets, its available set). Returns "logits" (list over deep-supervision scales of fused logits
+        (B, S, C, *spatial_k)), "subset_mask" (the mask given), "mi_pred" (list over MI stages of
         (B, S, F, *s)), "mi_target" (list of (B, F, *s)) and "mi_var" (list of (F,))."""
 
     @abstractmethod

@@ -12,7 +12,7 @@ encoder features at the deepest stages (the paper's d_S) against the full set's 
 from __future__ import annotations
 
 import torch
-from nnunet_holder.architectures.fusion import fuse_logits
+from nnunet_holder.architectures.fusion import fuse_logits, subset_sums
 from nnunet_holder.architectures.modality_net import ModalityNetwork
 from torch import nn
 
@@ -41,10 +41,11 @@ class ModalityParallelNet(ModalityNetwork):
         return self.backbone.decoder
 
     def fusion(self, mask: torch.Tensor) -> torch.Tensor:
-        """(S, M, C) float32 weights fusing the per-modality logits of the subsets in the (S, M) mask."""
+        """(S, M, C) float32 weights fusing the per-modality logits of the subsets in the (S, M) mask
+        ((B, S, M, C) for a per-sample (B, S, M) mask)."""
         mask = mask.float()
         if self.fusion_logits is None:
-            return fusion_weights(mask).unsqueeze(-1).expand(-1, -1, self.num_classes)
+            return fusion_weights(mask).unsqueeze(-1).expand(*mask.shape, self.num_classes)
         return fusion_weights(mask, self.fusion_logits.float())
 
     def _run_backbone(self, x: torch.Tensor, modalities: torch.Tensor) -> tuple[list, torch.Tensor | list]:
@@ -85,14 +86,19 @@ class ModalityParallelNet(ModalityNetwork):
         fusion = self.fusion(subsets)
         logits = [fuse_logits(o.view(b, m, *o.shape[1:]), fusion) for o in outs]
         weights = fusion_weights(subsets)
-        s = weights.shape[0]
+        s = weights.shape[-2]
+        # the teacher d_f: the mean over every modality, or over each sample's available set
+        teacher = None if subsets.dim() == 2 else fusion_weights(subsets.amax(dim=1, keepdim=True))
         mi_pred, mi_target, mi_var = [], [], []
         for regressor, feat in zip(self.mi_regressors, skips[-len(self.mi_regressors) :], strict=True):
             per_modality = feat.view(b, m, *feat.shape[1:])
-            subset_feats = torch.einsum("sm,bm...->bs...", weights.to(feat.dtype), per_modality)
+            subset_feats = subset_sums(weights.to(feat.dtype), per_modality)
             mu = regressor(subset_feats.reshape(b * s, *feat.shape[1:]))
             mi_pred.append(mu.view(b, s, *mu.shape[1:]))
-            mi_target.append(per_modality.mean(dim=1))
+            mi_target.append(
+                per_modality.mean(dim=1) if teacher is None
+                else subset_sums(teacher.to(feat.dtype), per_modality)[:, 0]
+            )
             mi_var.append(regressor.variance())
         return {"logits": logits, "subset_mask": subsets, "mi_pred": mi_pred, "mi_target": mi_target,
                 "mi_var": mi_var}

@@ -21,6 +21,7 @@ from nnunet_holder.conversion.images import (
     geometry_difference,
     read_geometry,
     write_labels,
+    write_zero_like,
 )
 from nnunet_holder.conversion.labels import brats_to_nnunet
 from nnunet_holder.conversion.layouts import MODALITIES, SEG, CaseSource, Layout
@@ -37,13 +38,15 @@ class CaseJob:
     destination: str  # TRAIN or TEST
     output_dir: Path
     keep_partial: bool
+    incomplete_training: bool = False
 
 
 @dataclass
 class CaseOutcome:
     case_id: str
     destination: str | None  # None: not converted
-    channels: list[int] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)  # channels written from a source file
+    absent: list[int] = field(default_factory=list)  # channels written zero-filled (imagesTr only)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -139,20 +142,30 @@ def convert_case(job: CaseJob) -> CaseOutcome:
     present = [role for role in MODALITIES if role in job.source.files and role not in all_nan]
 
     destination = job.destination
+    zero_filled: list[str] = []
     if missing:
         names = ", ".join(job.source.expected_name(job.layout, role) for role in missing)
         keep = job.keep_partial and bool(present)
-        if keep:
+        if not present:
+            keep = False
+            action = "case left out (no image file at all)"
+        elif job.incomplete_training and destination == TRAIN and SEG not in missing:
+            keep, zero_filled = True, [role for role in MODALITIES if role not in present]
+            action = (
+                "kept in imagesTr with a zero-filled file per missing channel, recorded in dataset.json "
+                "(--train-incomplete)"
+            )
+        elif job.incomplete_training and destination == TEST:
+            keep = True
+            action = "kept as a partial case in imagesTs (only the present files)"
+        elif keep:
             destination = TEST
             action = "kept as a partial case in imagesTs (only the present files)"
-        elif job.keep_partial:
-            action = "case left out (no image file at all)"
         else:
-            action = "case left out (--keep-partial keeps it in imagesTs)"
+            action = "case left out (--keep-partial keeps it in imagesTs, --train-incomplete in imagesTr)"
+        level = "error" if not present else "note" if zero_filled else "warning"
         problems.append(
-            Problem(
-                case, str(job.source.folder), "warning", f"missing {', '.join(missing)} ({names}); {action}"
-            )
+            Problem(case, str(job.source.folder), level, f"missing {', '.join(missing)} ({names}); {action}")
         )
         if not keep:
             return outcome
@@ -168,6 +181,11 @@ def convert_case(job: CaseJob) -> CaseOutcome:
                 copy(job.source.files[role], target)
                 written.append(target)
                 outcome.channels.append(channel)
+            elif role in zero_filled:
+                target = images_dir / f"{case}_{channel:04d}.nii.gz"
+                write_zero_like(job.source.files[present[0]], target)
+                written.append(target)
+                outcome.absent.append(channel)
         if labels is not None and seg_image is not None:
             target = labels_dir / f"{case}.nii.gz"
             write_labels(labels, seg_image, target)
@@ -179,6 +197,7 @@ def convert_case(job: CaseJob) -> CaseOutcome:
             Problem(case, str(job.source.folder), "error", f"writing the converted files failed: {e}")
         )
         outcome.channels.clear()
+        outcome.absent.clear()
         return outcome
     outcome.destination = destination
     return outcome

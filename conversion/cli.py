@@ -1,4 +1,4 @@
-"""Command-line entry points `nnunet-holder convert-brats` and `nnunet-holder to-brats`."""
+"""Command-line entry points `nnunet-holder convert-brats`, `fill-missing` and `to-brats`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 
 from nnunet_holder.conversion.back_conversion import resolve_convention, to_brats
 from nnunet_holder.conversion.convert import DEFAULT_NAME, convert_brats, default_num_processes
+from nnunet_holder.conversion.fill_missing import fill_missing
 from nnunet_holder.conversion.labels import CONVENTION_NAMES, describe_convention
 from nnunet_holder.conversion.problems import ConversionError
 from nnunet_holder.conversion.report import ConversionResult, format_problems, format_summary
+
+from nnunet_holder.availability import ABSENT_KEY
 
 
 def _print_error(error: Exception) -> None:
@@ -44,6 +47,7 @@ def _run_convert(args: argparse.Namespace) -> int:
             num_processes=args.num_processes,
             keep_partial=args.keep_partial,
             test_cases=args.num_test,
+            incomplete_training=args.train_incomplete,
         )
     except (ConversionError, ValueError, OSError) as e:
         _print_error(e)
@@ -51,6 +55,23 @@ def _run_convert(args: argparse.Namespace) -> int:
     print(format_summary(result))
     if result.splits_file is not None:
         print(_splits_hint(result))
+    return 0
+
+
+def _run_fill_missing(args: argparse.Namespace) -> int:
+    try:
+        result = fill_missing(args.source_id, args.dataset_id, args.name, args.overwrite)
+    except (ConversionError, ValueError, OSError) as e:
+        _print_error(e)
+        return 1
+    print(
+        f"Wrote {result.output_dir}: {len(result.training_cases)} training cases, "
+        f"{len(result.absent)} of them "
+        f"incomplete (zero-filled channels recorded under {ABSENT_KEY!r} in dataset.json), "
+        f"{len(result.refused)} refused"
+    )
+    if result.problems:
+        print("\n".join(format_problems(result.problems)))
     return 0
 
 
@@ -108,7 +129,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep cases with missing files as partial cases in imagesTs",
     )
+    convert.add_argument(
+        "--train-incomplete",
+        action="store_true",
+        help="keep a training case with missing modality files in imagesTr: a zero-filled file per "
+        f"missing channel, the channels recorded per case under {ABSENT_KEY!r} in dataset.json (nnU-Net "
+        "ignores the key; every trainer of this package reads it and trains the case only on the modalities "
+        "it has, vanilla nnU-Net sees the zeros as data). Test cases with missing files go to imagesTs "
+        "with their present files. Cases without a segmentation or without any image are left out",
+    )
     convert.set_defaults(func=_run_convert)
+
+    fill = subparsers.add_parser(
+        "fill-missing",
+        help="copy an nnU-Net raw dataset whose training cases lack channel files into a new dataset id, "
+        "zero-filling and recording the missing channels",
+        description=(
+            "Copies $nnUNet_raw/DatasetSRC_* to a new dataset id (the source is never modified): every file "
+            "as it is, a zero-filled file with the case's grid for each missing (or all-zero) channel of a "
+            f"training case, and dataset.json with the absent channels per case under {ABSENT_KEY!r}, which "
+            "nnU-Net's planning and --verify_dataset_integrity accept and every trainer of this package "
+            "reads (each case is trained on the modalities it has). A training case is refused, with the "
+            "file named, when it has no image at all, when its files disagree in geometry, when the source's"
+            " own record names a channel that holds an image or omits one that has none, or when a missing "
+            "channel is a CT channel (nnU-Net's CTNormalization takes dataset-wide foreground statistics, "
+            "which zeros would skew). Test cases are copied unchanged. Endings: .nii.gz, .nii, .nrrd, .mha."
+        ),
+    )
+    fill.add_argument("source_id", type=int, help="id of the raw dataset with missing files (never modified)")
+    fill.add_argument("-d", dest="dataset_id", type=int, required=True, help="id of the new dataset (1-999)")
+    fill.add_argument("-n", dest="name", help="name of the new dataset (default: the source's)")
+    fill.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dataset of that id and name"
+    )
+    fill.set_defaults(func=_run_fill_missing)
 
     back = subparsers.add_parser(
         "to-brats",

@@ -26,6 +26,8 @@ from nnunet_holder.conversion.report import ConversionResult
 from nnunet_holder.conversion.splits import SplitLists, read_split_dir
 from tqdm import tqdm
 
+from nnunet_holder.availability import ABSENT_KEY, record_entry
+
 DEFAULT_NAME = "BraTS"
 DATASET_LEVEL = "(dataset)"  # the `case` of problems that concern no single case
 
@@ -42,7 +44,7 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
-def _raw_root() -> Path:
+def raw_root_folder() -> Path:
     value = os.environ.get("nnUNet_raw")
     if not value:
         raise ConversionError(
@@ -51,7 +53,7 @@ def _raw_root() -> Path:
     return Path(value)
 
 
-def _check_target(input_dir: Path, target: Path, overwrite: bool) -> None:
+def check_target(input_dir: Path, target: Path, overwrite: bool) -> None:
     source, out = input_dir.resolve(), target.resolve()
     if out == source or source in out.parents or out in source.parents:
         raise ConversionError(f"output {out} and input {source} overlap; the source must stay untouched")
@@ -134,25 +136,30 @@ def _run_jobs(jobs: list[CaseJob], num_processes: int, progress: bool) -> list[C
     return sorted(outcomes, key=lambda o: o.case_id)
 
 
-def _dataset_json(name: str, layout: Layout, num_training: int) -> dict[str, Any]:
-    return {
+def _dataset_json(name: str, layout: Layout, outcomes: list[CaseOutcome]) -> dict[str, Any]:
+    channel_names = {str(i): m for i, m in enumerate(MODALITIES)}
+    absent = {o.case_id: record_entry(o.absent, channel_names) for o in outcomes if o.absent}
+    content = {
         "name": name,
         "description": f"{layout.description} converted by nnunet-holder (labels: nnU-Net BraTS regions)",
-        "channel_names": {str(i): m for i, m in enumerate(MODALITIES)},
+        "channel_names": channel_names,
         "labels": NNUNET_LABELS,
         "regions_class_order": REGIONS_CLASS_ORDER,
-        "numTraining": num_training,
+        "numTraining": sum(o.destination == TRAIN for o in outcomes),
         "file_ending": ".nii.gz",
         "brats_convention": layout.convention,
         "brats_layout": layout.name,
     }
+    if absent:
+        content[ABSENT_KEY] = absent
+    return content
 
 
 def _write_json(path: Path, content: Any) -> None:
     path.write_text(json.dumps(content, indent=2) + "\n")
 
 
-def _swap_in(built: Path, target: Path) -> None:
+def swap_in(built: Path, target: Path) -> None:
     if not target.exists():
         built.rename(target)
         return
@@ -218,22 +225,28 @@ def convert_brats(
     keep_partial: bool = False,
     test_cases: Sequence[str] | int | None = None,
     progress: bool = True,
+    incomplete_training: bool = False,
 ) -> ConversionResult:
     """Convert a BraTS raw folder into `$nnUNet_raw/DatasetXXX_NAME`.
 
     `split_dir` (with `split`) sends the split's test cases to imagesTs/labelsTs and writes a one-fold
     splits_final.json; without split files, `test_cases` (case ids, or a count taken from the end of the
-    sorted case list) go to imagesTs. Raises ConversionError when nothing converts, when the target exists
-    without `overwrite`, or (with `strict`) on any error or warning, in which case nothing is written.
+    sorted case list) go to imagesTs. `keep_partial` sends cases with missing image files to imagesTs
+    (their present files only). `incomplete_training` keeps them where they belong instead: a training
+    case goes to imagesTr with a zero-filled file per missing channel and the channels recorded under
+    `availability.ABSENT_KEY` in dataset.json, a test case to imagesTs with its present files; a case
+    without a segmentation or without any image is still left out. Raises ConversionError when nothing
+    converts, when the target exists without `overwrite`, or (with `strict`) on any error or warning, in
+    which case nothing is written.
     Preprocessed data or trained models of the dataset id that exist already are reported as stale.
     """
     input_dir = Path(input_dir)
     if split_dir is not None and test_cases is not None:
         raise ConversionError("give either split files or test_cases, not both")
     folder = dataset_folder_name(dataset_id, name)
-    raw_root = _raw_root()
+    raw_root = raw_root_folder()
     target = raw_root / folder
-    _check_target(input_dir, target, overwrite)
+    check_target(input_dir, target, overwrite)
     try:
         layout, cases = discover(input_dir)
         splits = read_split_dir(split_dir, split) if split_dir is not None else None
@@ -247,7 +260,7 @@ def convert_brats(
         for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
             (build / sub).mkdir()
         jobs = [
-            CaseJob(c, layout, destinations[c.case_id], build, keep_partial)
+            CaseJob(c, layout, destinations[c.case_id], build, keep_partial, incomplete_training)
             for c in cases
             if c.case_id in destinations
         ]
@@ -297,9 +310,9 @@ def convert_brats(
         for sub in ("imagesTs", "labelsTs"):
             if not any((build / sub).iterdir()):
                 (build / sub).rmdir()
-        _write_json(build / "dataset.json", _dataset_json(name, layout, len(result.training_cases)))
+        _write_json(build / "dataset.json", _dataset_json(name, layout, outcomes))
         _write_json(build / "conversion_report.json", result.to_dict(input_dir))
-        _swap_in(build, target)
+        swap_in(build, target)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise

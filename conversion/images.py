@@ -163,3 +163,16 @@ def write_labels(values: np.ndarray, geometry_from: sitk.Image, target: Path) ->
     image = sitk.GetImageFromArray(values.astype(np.uint8, copy=False))
     image.CopyInformation(geometry_from)
     sitk.WriteImage(image, str(target), useCompression=True)
+
+
+def write_zero_like(reference: Path, target: Path) -> None:
+    """Write a zero-filled uint8 image with the grid (size, spacing, origin, direction) of `reference`:
+    the file of a channel that a case lacks. nnU-Net's z-score normalisation keeps it exactly 0."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(reference))
+    reader.ReadImageInformation()  # the header alone: the reference's voxels are not decoded
+    image = sitk.Image([int(s) for s in reader.GetSize()], sitk.sitkUInt8)
+    image.SetSpacing(reader.GetSpacing())
+    image.SetOrigin(reader.GetOrigin())
+    image.SetDirection(reader.GetDirection())
+    sitk.WriteImage(image, str(target), useCompression=True)

@@ -18,7 +18,7 @@ class ConversionResult:
     convention: str
     training_cases: list[str]
     test_cases: list[str]
-    partial_cases: dict[str, list[int]]  # case -> channels present (imagesTs only)
+    partial_cases: dict[str, list[int]]  # case -> channels with a source file (the others absent)
     skipped: dict[str, list[Problem]]
     problems: list[Problem]
     splits_file: Path | None = None

@@ -86,17 +86,19 @@ def subset_mask(subsets: list[tuple[int, ...]], num_modalities: int) -> torch.Te
 def fusion_weights(mask: torch.Tensor, log_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Weights of the subsets' fusions, normalised over each subset's modalities.
 
-    Without `log_weights`: the row-normalised mask, (S, M), so fused_S = sum_m w[s, m] * h_m is the
-    mean over S. With per-(modality, class) log-weights β of shape (M, C): (S, M, C) weights
-    w[s, m, c] = mask[s, m] e^β[m, c] / sum_m' mask[s, m'] e^β[m', c], a weighted mean per class.
+    `mask` is (S, M), or (B, S, M) for subsets that differ per sample (incomplete cases); the
+    weights get the same leading axes. Without `log_weights`: the row-normalised mask, (S, M), so
+    fused_S = sum_m w[s, m] * h_m is the mean over S. With per-(modality, class) log-weights β of
+    shape (M, C): (S, M, C) weights w[s, m, c] = mask[s, m] e^β[m, c] / sum_m' mask[s, m'] e^β[m', c],
+    a weighted mean per class.
     """
     import torch
 
     if log_weights is None:
-        return mask / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
-    if log_weights.dim() != 2 or log_weights.shape[0] != mask.shape[1]:
-        raise ValueError(f"log_weights must be ({mask.shape[1]}, C), got {tuple(log_weights.shape)}")
+        return mask / mask.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    if log_weights.dim() != 2 or log_weights.shape[0] != mask.shape[-1]:
+        raise ValueError(f"log_weights must be ({mask.shape[-1]}, C), got {tuple(log_weights.shape)}")
     # shifting β per class leaves the weights unchanged and keeps exp() finite
     scores = torch.exp(log_weights - log_weights.max(dim=0, keepdim=True).values)
     weighted = mask.unsqueeze(-1).to(scores.dtype) * scores.unsqueeze(0)
-    return weighted / weighted.sum(dim=1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+    return weighted / weighted.sum(dim=-2, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)

@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 from nnunet_holder.compare.curves import converged, late_rise, plateau_start
-from nnunet_holder.compare.report import FLAT_END_CAVEAT, summary_table, to_json, write_csv, write_report
+from nnunet_holder.compare.report import (
+    FLAT_END_CAVEAT,
+    seed_table,
+    summary_table,
+    to_json,
+    write_csv,
+    write_report,
+)
 from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING, group_values, paired, seed_stat, verdict
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
+from nnunet_holder.subsets import all_subsets, subset_name
 
 ORDER = paper_subset_order(("T1", "T1c", "T2", "Fl"))
 REGIONS = ("WT", "TC", "ET")
@@ -167,3 +175,22 @@ def test_json_and_markdown_verdicts_agree_when_recorded_spreads_judge_a_one_seed
     data = json.loads((tmp_path / "comparison.json").read_text())
     assert "On the full set, V is better than H" in data["verdict"][0]
     assert all(f"- {line}" in md for line in data["verdict"])
+
+
+def test_an_incomplete_test_case_counts_only_for_its_subsets_and_the_table_says_how_many():
+    """A test case without T1c has no row for a subset that holds T1c (Full among them): those
+    subsets average the other cases, and the every-subset table gives the cases behind each column."""
+    with_t1c = {subset_name(s, ("T1", "T1c", "T2", "Fl")) for s in all_subsets(4) if 1 in s}
+    rng = np.random.default_rng(4)
+    runs = {}
+    for model, offset in (("a", 0.05), ("b", 0.0)):
+        seeds = {}
+        for seed in (0, 1):
+            _, rows = _summary(rng, offset, cases=3)
+            rows = [r for r in rows if not (r["case"] == "c2" and r["subset"] in with_t1c)]
+            seeds[seed] = summarise(rows, ORDER, [f"Dice_{r}" for r in REGIONS])
+        runs[model] = seeds
+    assert runs["a"][0].stats["Full"]["Dice_WT"].n == 2 and runs["a"][0].stats["~T1c"]["Dice_WT"].n == 3
+    table = seed_table(runs)
+    counts = [2 if s in with_t1c else 3 for s in ORDER]
+    assert f"| cases | a | {' | '.join(map(str, counts))} | – |" in table

@@ -7,7 +7,8 @@ otherwise (no find_unused_parameters), and rebuilds the loss with DDP on. Everyt
 is the trainer's code: `train_step` (subsets passed through DDP), the composite loss with
 nnU-Net's batch Dice gathered across ranks, `validation_step` and the validation gather of
 `on_validation_epoch_end`. Each rank gets one half of a fixed batch; one process on the whole
-batch is the reference.
+batch is the reference. The `+incomplete` runs name the batch's cases, two of which lack modalities
+(`INCOMPLETE`, as dataset.json's record gives it): each rank takes its samples' subsets inside them.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 B = 4
 STEPS = 2
+KEYS = ["case_a", "case_b", "case_c", "case_d"]
+INCOMPLETE = {"case_b": (1,), "case_c": (1, 3)}  # one case on each rank lacks modalities
+SUFFIX = "+incomplete"
 
 
 def _trainer(trainer_name: str, dataset_name: str):
     import nnunet_holder.trainers as trainers
 
+    trainer_name, incomplete = trainer_name.removesuffix(SUFFIX), trainer_name.endswith(SUFFIX)
     folder = Path(os.environ["nnUNet_preprocessed"]) / dataset_name
     plans = json.loads((folder / "nnUNetPlans.json").read_text())
     plans = {**copy.deepcopy(plans), "continue_training": False}  # as nnUNetv2_train adds it
@@ -40,6 +45,8 @@ def _trainer(trainer_name: str, dataset_name: str):
     trainer = getattr(trainers, trainer_name)(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
     torch.manual_seed(0)  # the same initial weights in every process and in the reference
     trainer.initialize()
+    if incomplete:
+        trainer._absent = INCOMPLETE
     return trainer
 
 
@@ -51,7 +58,7 @@ def _batch(trainer, part: slice) -> dict:
     for scale in trainer._get_deep_supervision_scales():
         shape = [max(1, round(p * s)) for p, s in zip(patch, scale, strict=True)]
         targets.append((torch.rand(B, 3, *shape, generator=g) > 0.6).float())
-    return {"data": data[part], "target": [t[part] for t in targets]}
+    return {"data": data[part], "target": [t[part] for t in targets], "keys": KEYS[part]}
 
 
 def _run_steps(trainer, part: slice) -> dict:
@@ -76,6 +83,8 @@ TRAINERS = (
     "HolderMITrainer_learnedFusion",
     # the feature-fusion network with a learned operator, 4 sampled subsets per step
     "HolderMITrainer_featureFusion_attention",
+    "HolderMITrainer_smoke" + SUFFIX,
+    "HolderMITrainer_featureFusion_attention" + SUFFIX,
 )
 
 

@@ -168,6 +168,9 @@ def test_aligned_nibabel_channels_read(tmp_path: Path) -> None:
 
 
 def test_evaluate_subsets_applies_the_same_rule(tiny_dataset, tmp_path: Path, capsys) -> None:
+    """A channel file that is all NaN or has no contrast is a missing modality: the case is evaluated
+    on the subsets of the others (incomplete), with notes naming the file; a case with no usable
+    channel fails alone."""
     preprocessed = Path(tiny_dataset["env"]["nnUNet_preprocessed"]) / tiny_dataset["name"]
     plans = PlansManager(str(preprocessed / "nnUNetPlans.json"))
     dataset_json = json.loads((preprocessed / "dataset.json").read_text())
@@ -181,23 +184,26 @@ def test_evaluate_subsets_applies_the_same_rule(tiny_dataset, tmp_path: Path, ca
     rng = np.random.default_rng(8)
     some = _mri(rng)
     some[5, 5, 5] = np.nan
-    all_nan = _case(images, "all_nan", rng, channels, c0=np.full(SHAPE, np.nan, np.float32))[0]
-    constant = _case(images, "constant", rng, channels, c2=np.full(SHAPE, 100, np.float32))[2]
+    nan, flat = np.full(SHAPE, np.nan, np.float32), np.full(SHAPE, 100, np.float32)
+    all_nan = _case(images, "all_nan", rng, channels, c0=nan)[0]
+    constant = _case(images, "constant", rng, channels, c2=flat)[2]
     with_nan = _case(images, "with_nan", rng, channels, c1=some)[1]
-    for case in ("all_nan", "constant", "with_nan"):
+    _case(images, "nothing", rng, channels, **{f"c{c}": nan for c in range(channels)})
+    for case in ("all_nan", "constant", "with_nan", "nothing"):
         _save(labels / f"{case}.nii.gz", _brain().astype(np.uint8))
 
     failures: list[str] = []
     count, prepared = raw_cases(predictor, images, labels, failures)
-    (case,) = list(prepared)
-    assert count == 3 and case.case == "with_nan" and torch.isfinite(case.data).all()
-    assert failures == [
-        f"case all_nan ({all_nan}): {all_nan.name}: all {some.size} voxels are NaN; evaluating every subset "
-        "needs every modality",
-        f"case constant ({constant}): {constant.name}: constant (100) inside the brain, no contrast; "
-        "evaluating every subset needs every modality",
-    ]
-    assert f"NOTE case with_nan: {with_nan.name}: 1 NaN voxels set to 0" in capsys.readouterr().out
+    cases = {case.case: case for case in prepared}
+    assert count == 4 and sorted(cases) == ["all_nan", "constant", "with_nan"]
+    assert cases["all_nan"].available == (1, 2, 3) and cases["constant"].available == (0, 1, 3)
+    assert cases["with_nan"].available is None and torch.isfinite(cases["with_nan"].data).all()
+    assert len(failures) == 1 and failures[0].startswith("case nothing: no usable modality")
+    out = capsys.readouterr().out
+    assert f"NOTE case with_nan: {with_nan.name}: 1 NaN voxels set to 0" in out
+    assert f"NOTE case all_nan: {all_nan.name}: all {some.size} voxels are NaN; treated as missing" in out
+    assert f"NOTE case constant: {constant.name}: constant (100) inside the brain, no contrast" in out
+    assert "NOTE case constant: incomplete: scored on the subsets of channels [0, 1, 3] only" in out
 
 
 def test_a_case_whose_every_file_is_nan_or_flat_fails_alone_naming_them(tiny_dataset, tmp_path: Path) -> None:

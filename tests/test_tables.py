@@ -184,7 +184,27 @@ def test_summarise_rejects_inconsistent_rows():
     with pytest.raises(ValueError, match="twice"):
         summarise(rows + rows[:1], order, METRICS)
     with pytest.raises(ValueError, match="no rows"):
-        summarise(rows, [*order, "C"], METRICS)
+        summarise([], order, METRICS)
+
+
+def test_incomplete_cases_count_per_subset_and_the_tables_show_it():
+    """A case lacking B has rows for A alone: each subset averages the cases that have it, a subset
+    no case has is NaN with n 0 outside the average, and the tables give the count per column."""
+    order = [*paper_subset_order(("A", "B")), "C"]
+    rows = make_rows(paper_subset_order(("A", "B")), n_cases=2)
+    rows += [{**row, "case": "lacks_b"} for row in make_rows(["A"], n_cases=1, seed=3)]
+    summary = summarise(rows, order, METRICS)
+    assert [summary.stats[s][METRICS[0]].n for s in order] == [2, 3, 2, 0]
+    assert summary.stats["A"][METRICS[0]].mean == pytest.approx(np.mean(column(rows, "A", METRICS[0])))
+    assert math.isnan(summary.stats["C"][METRICS[0]].mean)
+    means = [summary.stats[s][METRICS[0]].mean for s in order[:3]]
+    assert summary.stats[AVERAGE][METRICS[0]].mean == pytest.approx(np.mean(means))
+    markdown = summary_markdown(summary)
+    assert "| cases | 2 | 3 | 2 | 0 | – |" in markdown
+    assert "over 0–3 cases (row 'cases') per subset" in markdown
+    complete = summarise(make_rows(order[:3], n_cases=2), order[:3], METRICS)
+    assert "| cases |" not in summary_markdown(complete)
+    assert "| cases | x |" in comparison_table({"x": summary, "y": summary})
 
 
 def test_case_csv_round_trip(tmp_path):

@@ -12,6 +12,7 @@ Variants change one class attribute each (see `trainers/variants`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os.path import join
@@ -34,6 +35,7 @@ from torch import distributed as dist
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from nnunet_holder.availability import absent_channels, batch_available, subsets_inside, subsets_within
 from nnunet_holder.losses import HolderMILoss
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.subsets import all_subsets, modality_names, subset_mask, subset_name
@@ -163,6 +165,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         self._subsets = all_subsets(self.num_input_channels)
         self._all_mask = subset_mask(self._subsets, self.num_input_channels).to(self.device)
         self._modality_names = modality_names(self.dataset_json["channel_names"])
+        self._absent = absent_channels(self.dataset_json)
         self._step = self._val_step = 0  # steps done in this epoch: keys of the subset draws
 
     def on_epoch_start(self) -> None:
@@ -208,9 +211,20 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         """The (k, M) mask of this epoch's next training step."""
         return self._all_mask[self._step_subsets("train", self._step)]
 
+    def _available(self, batch: dict) -> torch.Tensor | None:
+        """(B, M) mask of the modalities the batch's cases (nnU-Net's batch "keys") have, from
+        dataset.json's record; None when all of them are complete."""
+        available = batch_available(self._absent, batch, self.num_input_channels)
+        return None if available is None else available.to(self.device)
+
+    def _per_sample(self, subsets: torch.Tensor, available: torch.Tensor | None) -> torch.Tensor:
+        """The step's (k, M) subsets, or with incomplete cases in the batch (B, k, M): each sample's
+        subsets inside what it has (`subsets_within`), its full set its available set."""
+        return subsets if available is None else subsets_within(subsets, available)
+
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's train step with the step's subsets passed to the network (through DDP/compile)."""
-        subsets = self._subsets_for_step()
+        subsets = self._per_sample(self._subsets_for_step(), self._available(batch))
         self._step += 1
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
@@ -261,7 +275,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         The loss is the training loss on subsets drawn as `train_step` draws them (stream "val"),
         so `val_loss` weights the subsets as `train_loss` does and the two compare. The subsets
         outside that draw are segmented `validation_subsets_per_pass` at a time; each subset's
-        counts are those of segmenting it alone.
+        counts are those of segmenting it alone. An incomplete case's subsets are taken inside what it
+        has for the loss, and it counts only for the subsets it has.
         """
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
@@ -273,10 +288,14 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         num = len(self._subsets)
         drawn = self._step_subsets("val", self._val_step)
         self._val_step += 1
+        available = self._available(batch)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            output = self.network(data, self._all_mask[drawn])
+            output = self.network(data, self._per_sample(self._all_mask[drawn], available))
             loss = self.loss(output, target)
-        counts = dict(zip(drawn, self._subset_counts(output["logits"][0], target[0]), strict=True))
+        inside = None if available is None else subsets_inside(self._all_mask, available)
+        counts = dict(
+            zip(drawn, self._subset_counts(output["logits"][0], target[0], inside, drawn), strict=True)
+        )
         rest = [i for i in range(num) if i not in counts]
         size = self.validation_subsets_per_pass or self.subsets_per_step or num
         net = self.parallel_network()  # no gradients to synchronise: DDP's wrapper is not needed
@@ -284,7 +303,7 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
             group = rest[start : start + size]
             with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
                 logits = net.subset_logits(data, self._all_mask[group])
-            counts.update(zip(group, self._subset_counts(logits, target[0]), strict=True))
+            counts.update(zip(group, self._subset_counts(logits, target[0], inside, group), strict=True))
         tp, fp, fn = (np.stack([counts[i][j] for i in range(num)]) for j in range(3))
         return {
             "loss": loss.detach().cpu().numpy(),
@@ -297,9 +316,17 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         }
 
     def _subset_counts(
-        self, logits: torch.Tensor, target: torch.Tensor
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        inside: torch.Tensor | None = None,
+        subsets: list[int] | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(tp, fp, fn) per pseudo-Dice channel of each subset of (B, S, C, *spatial) logits."""
+        """(tp, fp, fn) per pseudo-Dice channel of each subset of (B, S, C, *spatial) logits.
+
+        `inside` (B, all subsets) says which subsets each sample has (None: all); `subsets` are the
+        indices of the S subsets of `logits`. A sample counts only for the subsets it has.
+        """
         fused = logits.float()
         b, s, c = fused.shape[:3]
         if self.label_manager.has_regions:
@@ -312,7 +339,12 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         # subsets folded into channels: one count per (subset, channel)
         pred = pred.reshape(b, s * c, *fused.shape[3:]).float()
         gt = gt.repeat(1, s, *[1] * (gt.ndim - 2)).float()
-        tp, fp, fn, _ = get_tp_fp_fn_tn(pred, gt, axes=[0] + list(range(2, pred.ndim)))
+        if inside is None:
+            tp, fp, fn, _ = get_tp_fp_fn_tn(pred, gt, axes=[0] + list(range(2, pred.ndim)))
+        else:  # per sample, then summed over the samples that have the subset
+            counts = get_tp_fp_fn_tn(pred, gt, axes=list(range(2, pred.ndim)))[:3]
+            weight = inside[:, subsets].to(pred.dtype).repeat_interleave(c, dim=1)
+            tp, fp, fn = ((x * weight).sum(0) for x in counts)
         first = 0 if self.label_manager.has_regions else 1
         tp, fp, fn = (x.view(s, c)[:, first:].detach().cpu().numpy() for x in (tp, fp, fn))
         return list(zip(tp, fp, fn, strict=True))
@@ -328,8 +360,11 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         tp, fp, fn = counts
         with np.errstate(invalid="ignore", divide="ignore"):
             dice = 2 * tp / (2 * tp + fp + fn)  # (S, C)
-        per_subset = np.nanmean(dice, axis=1)
-        mean_subsets = float(np.nanmean(per_subset))
+        with warnings.catch_warnings():
+            # a subset that no validation sample of this epoch has (incomplete cases) has no Dice: NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_subset = np.nanmean(dice, axis=1)
+            mean_subsets = float(np.nanmean(per_subset))
         logger = self.logger.local_logger
         previous = logger.get_value("ema_subset_dice", step=None)
         ema = 0.9 * previous[-1] + 0.1 * mean_subsets if previous else mean_subsets

@@ -35,6 +35,7 @@ from nnunet_holder.compare.claims import DEFAULT_TIMEOUT, Takeover
 from nnunet_holder.compare.curves import Curves
 from nnunet_holder.compare.stats import KnownSpreads
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, METRIC_SETS, check_metric_sets
+from nnunet_holder.evaluate.tables import case_counts
 from nnunet_holder.parts import atomic_write
 
 
@@ -199,7 +200,7 @@ def _report(
         results[run.trainer][run.seed] = R.load_evaluation(run)
         curves[run.trainer][run.seed] = read_curves(run.fold_folder / "checkpoint_final.pth")
     first = next(iter(results[reference].values()))
-    meta["test_cases"] = first.stats[first.order[0]][first.metrics[0]].n
+    meta["test_cases"] = max(case_counts(first))  # the most of any subset: incomplete cases lack some
     header = header or (
         f"# Comparison on {dataset_folder}, configuration {configuration}, fold {fold}\n\n"
         f"Trainers {', '.join(trainers)}; seeds {', '.join(map(str, seeds))}; {meta['test_cases']} test "

@@ -42,7 +42,7 @@ from nnunet_holder.compare.stats import (
     seed_stat,
     verdict,
 )
-from nnunet_holder.evaluate.tables import Summary
+from nnunet_holder.evaluate.tables import Summary, case_count_cells
 from nnunet_holder.parts import atomic_write
 
 Runs = Mapping[str, Mapping[int, Summary]]
@@ -77,7 +77,8 @@ def _values(runs: Mapping[int, Summary], column: str, region: str, kind: str = D
 
 
 def seed_table(runs: Runs, kind: str = DICE) -> str:
-    """Rows region × model, columns the subsets and the missing-subset mean: `kind` % mean ± std."""
+    """Rows region × model, columns the subsets and the missing-subset mean: `kind` % mean ± std; with
+    incomplete test cases, a row per model with the number of test cases of each subset."""
     order, regions = common_layout(runs, kind)
     cols = columns(order)
     lines = ["| Region | Model | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
@@ -85,6 +86,9 @@ def seed_table(runs: Runs, kind: str = DICE) -> str:
         for model, model_runs in runs.items():
             cells = [_cell(_values(model_runs, c, region, kind)) for c in cols]
             lines.append(f"| {region} | {model} | " + " | ".join(cells) + " |")
+    for model, model_runs in runs.items():  # incomplete test cases: how many cases each column averages
+        if counts := case_count_cells(next(iter(model_runs.values()))):
+            lines.append(f"| cases | {model} | " + " | ".join(counts) + " |")
     return "\n".join(lines)
 
 

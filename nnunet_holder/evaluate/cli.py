@@ -103,14 +103,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate-subsets",
         help="evaluate a model on every modality subset (one sliding-window pass per case)",
-        description="Evaluate every non-empty modality subset (15 for BraTS) on complete, labelled cases. "
+        description="Evaluate every non-empty modality subset (15 for BraTS) on labelled cases. A case that "
+        "lacks modalities (files absent or all zero) is scored only on the subsets of those it has, and the "
+        "tables then give the number of cases behind each column. "
         "By default (--protocol preprocessed) HolderMITrainer models need ONE sliding-window pass per case; "
         "other nnU-Net models are run once per subset with the missing channels zero-filled. "
         "Dice and HD95 (BraTS 2017-2021 empty rules), and with --metrics lesion the BraTS 2023 lesion-wise "
         "Dice and HD95.",
     )
     p.add_argument(
-        "-i", dest="images", required=True, help="folder of CASE_XXXX.nii.gz images (all channels)"
+        "-i", dest="images", required=True,
+        help="folder of CASE_XXXX.nii.gz images (a file per channel a case has)"
     )
     p.add_argument("-l", dest="labels", required=True, help="folder of CASE.nii.gz reference segmentations")
     p.add_argument("-o", dest="output", required=True, help="output folder")

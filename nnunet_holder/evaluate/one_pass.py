@@ -20,10 +20,12 @@ from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.subsets import all_subsets
 
 
-def subset_logits(predictor: HolderPredictor, data: torch.Tensor) -> dict[tuple[int, ...], torch.Tensor]:
-    """Fused logits (C, *spatial) of every subset, keyed by the subset's modality indices."""
+def subset_logits(
+    predictor: HolderPredictor, data: torch.Tensor, subsets: list[tuple[int, ...]] | None = None
+) -> dict[tuple[int, ...], torch.Tensor]:
+    """Fused logits (C, *spatial) of every subset (or of `subsets`), keyed by their modality indices."""
     m = data.shape[0]
-    subsets = all_subsets(m)
+    subsets = all_subsets(m) if subsets is None else subsets
     if predictor.parallel_network() is not None:
         fused = predictor.predict_subset_logits(data, subsets)
         return dict(zip(subsets, fused, strict=True))

@@ -2,7 +2,9 @@
 
 `evaluate_cases` takes already-preprocessed cases (from raw files for `evaluate-subsets`, from
 nnU-Net's preprocessed folder for a trainer's final validation), segments every modality subset
-under one of two protocols (`PROTOCOLS`), scores each against the reference with the BraTS rules
+(an incomplete case: every subset of the modalities it has, so it has no row for the others and
+each cell of the tables averages the cases that have its subset) under one of two protocols
+(`PROTOCOLS`), scores each against the reference with the BraTS rules
 (metrics.py) and writes the per-case CSV, the subset table (CSV, Markdown, JSON), the Dice
 heatmap, timing.json, when raw images are given for a case the overlay figure and, on request,
 every subset's segmentation.
@@ -62,11 +64,17 @@ class PreparedCase:
     spacing: tuple[float, ...]  # of the reference's array axes, in mm
     raw_images: np.ndarray | None = None  # (M, *original) for the overlay figure and the raw protocol
     raw_properties: dict | None = None  # the reader's properties of raw_images (raw protocol)
+    available: tuple[int, ...] | None = None  # the channels an incomplete case has (None: every one)
+
+    def subsets(self, num_modalities: int) -> list[tuple[int, ...]]:
+        """The subsets this case is scored on: those inside what it has, in the paper's order."""
+        have = set(range(num_modalities) if self.available is None else self.available)
+        return [s for s in all_subsets(num_modalities) if have.issuperset(s)]
 
 
 def _zeroed_after_preprocessing(predictor: HolderPredictor, prepared: PreparedCase) -> SubsetLogits:
     # one preprocessing of the complete case; one pass for all subsets on a modality-parallel model
-    logits = subset_logits(predictor, prepared.data)
+    logits = subset_logits(predictor, prepared.data, prepared.subsets(prepared.data.shape[0]))
     return {s: (lg, prepared.properties) for s, lg in logits.items()}
 
 
@@ -76,7 +84,7 @@ def _zeroed_before_preprocessing(predictor: HolderPredictor, prepared: PreparedC
     m = prepared.raw_images.shape[0]
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
     out: SubsetLogits = {}
-    for s in all_subsets(m):
+    for s in prepared.subsets(m):
         if len(s) == m:  # nothing zeroed: the source's preprocessing of the complete case is this one
             data, properties = prepared.data, prepared.properties
         else:
@@ -178,7 +186,7 @@ def evaluate_cases(
         result = {"rows": rows, "timing": timing, "setting": setting}
         atomic_write(case_file(out_dir, prepared.case), json.dumps(result))
         evaluated.append(prepared.case)
-        if not overlay_done and prepared.raw_images is not None:
+        if not overlay_done and prepared.raw_images is not None and prepared.available is None:
             # each modality alone, by its name, and the full set: in a one-channel dataset (a dedicated
             # model of `compare`) the one subset is both
             preds = {short[s[0]]: segs[s] for s in subsets if len(s) == 1}

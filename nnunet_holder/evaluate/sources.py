@@ -4,10 +4,12 @@ Both yield `PreparedCase`s: preprocessed data (nnU-Net's own preprocessor, in th
 nnU-Net's properties to export back to the original geometry, and the reference label map with
 its spacing. Raw cases also keep their images and the reader's properties, which the overlay
 figure and the raw protocol (every subset preprocessed on its own, runner.py) need. A raw case
-that cannot be read, lacks a modality (a file absent, all zero, all NaN or without contrast, see
-predict/inputs.py) or a label, or whose label holds values that are not the dataset's labels
-(reference_labels.py) is reported by name and skipped; the others are evaluated. NaN voxels in a
-file are set to 0 with a note naming the file, as `predict` does.
+that lacks a modality (a file absent, all zero, all NaN or without contrast, see predict/inputs.py)
+is incomplete: it is evaluated on the subsets of the modalities it has, with a note naming what it
+lacks; a validation case is incomplete where dataset.json's record says so (availability.py). A
+raw case that cannot be read, has no usable modality or no label, or whose label holds values that
+are not the dataset's labels (reference_labels.py) is reported by name and skipped; the others are
+evaluated. NaN voxels in a file are set to 0 with a note naming the file, as `predict` does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nnunet_holder.availability import absent_channels, available_channels
 from nnunet_holder.evaluate.records import image_cases
 from nnunet_holder.evaluate.reference_labels import check_reference_labels
 from nnunet_holder.evaluate.runner import PreparedCase
@@ -48,16 +51,15 @@ def prepare_raw(
             label_file = labels_dir / f"{files.case}{ending}"
             try:
                 case = read_case(files, reader, m)
+                if not case.present:
+                    why = [f"{case.files[c].name}: {reason}" for c, reason in sorted(case.unusable.items())]
+                    why.insert(0, "no usable modality: every channel missing or all zero")
+                    raise CaseError(files.case, None, "; ".join(why))
                 absent = sorted(case.missing + case.zero_filled)
-                if absent or case.unusable:
-                    why = [f"channels {absent} missing or all zero"] if absent else []
-                    why += [f"{case.files[c].name}: {reason}" for c, reason in sorted(case.unusable.items())]
-                    raise CaseError(
-                        files.case,
-                        case.files[min(case.unusable)] if case.unusable and not absent else None,
-                        f"{'; '.join(why)}; evaluating every subset needs every modality",
-                    )
-                for note in case.notes:  # NaN voxels set to 0: the case is evaluated
+                notes = case.notes + ([f"channels {absent} missing or all zero"] if absent else [])
+                if len(case.present) < m:
+                    notes.append(f"incomplete: scored on the subsets of channels {list(case.present)} only")
+                for note in notes:  # NaN voxels set to 0, modalities absent: the case is evaluated
                     tqdm.write(f"NOTE case {files.case}: {note}")
                 if not label_file.is_file():
                     raise CaseError(files.case, label_file, "reference segmentation not found")
@@ -94,6 +96,7 @@ def prepare_raw(
                 spacing=tuple(float(s) for s in seg_props["spacing"]),
                 raw_images=case.images,
                 raw_properties=case.properties,
+                available=None if len(case.present) == m else case.present,
             )
 
     return len(cases), generate()
@@ -106,10 +109,12 @@ def validation_cases(trainer) -> tuple[int, Iterator[PreparedCase]]:
     reader = trainer.plans_manager.image_reader_writer_class()
     gt_folder = Path(trainer.preprocessed_dataset_folder_base) / "gt_segmentations"
     ending = trainer.dataset_json["file_ending"]
+    absent = absent_channels(trainer.dataset_json)
 
     def generate() -> Iterator[PreparedCase]:
         for key in dataset.identifiers:
             data, _, _, properties = dataset.load_case(key)
+            have = available_channels(absent, key, data.shape[0])
             seg, seg_props = reader.read_seg(str(gt_folder / f"{key}{ending}"))
             yield PreparedCase(
                 case=key,
@@ -117,6 +122,7 @@ def validation_cases(trainer) -> tuple[int, Iterator[PreparedCase]]:
                 properties=properties,
                 reference=seg[0],
                 spacing=tuple(float(s) for s in seg_props["spacing"]),
+                available=None if len(have) == data.shape[0] else have,
             )
 
     return len(dataset.identifiers), generate()

@@ -5,6 +5,8 @@ The evaluation produces one row per (case, modality subset): {"case", "subset", 
 std per subset and metric, plus the average over subsets) and renders the summary the way the
 paper's Table II reads: regions as rows, subsets as columns in the paper's order, then Avg.
 Summaries round-trip through JSON so several trained models can be compared in one table.
+Incomplete test cases have rows only for the subsets they have, so the number of cases can differ
+between subsets: each cell's count is kept (`Stat.n`) and, where it differs, the tables show it.
 """
 
 from __future__ import annotations
@@ -108,9 +110,10 @@ def summarise(
 ) -> Summary:
     """Mean ± std per subset of every metric column, plus the average over subsets.
 
-    std is the population standard deviation (ddof=0) over the cases of a subset. Every subset
-    of `subset_order` needs at least one row, every row's subset must be in the order, and a
-    (case, subset) pair may occur once.
+    std is the population standard deviation (ddof=0) over the cases of a subset. A subset that no
+    case has (every case lacks one of its modalities) gets NaN with n 0 and stays out of the average
+    over subsets. There must be rows, every row's subset must be in the order, and a (case, subset)
+    pair may occur once.
     """
     order = list(subset_order)
     metrics = list(metric_columns)
@@ -122,9 +125,8 @@ def summarise(
         if case in values[subset]:
             raise ValueError(f"case {case!r} appears twice for subset {subset!r}")
         values[subset][case] = {m: float(row[m]) for m in metrics}
-    missing = [s for s in order if not values[s]]
-    if missing:
-        raise ValueError(f"no rows for subsets {missing}")
+    if not rows:
+        raise ValueError("no rows to summarise")
 
     stats: dict[str, dict[str, Stat]] = {}
     for subset in order:
@@ -141,12 +143,12 @@ def summary_markdown(summary: Summary, protocol: str | None = None) -> str:
     made); a heading needs no blank line after it, so it stays in the first table's block.
     """
     blocks = []
-    n = sorted({summary.stats[s][summary.metrics[0]].n for s in summary.order})
-    n_text = str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
+    n = sorted(set(case_counts(summary)))
+    n_text = f"{n[0]} cases" if len(n) == 1 else f"{n[0]}–{n[-1]} cases (row 'cases')"
     for kind in summary.kinds():
         scale, decimals, heading = _DISPLAY.get(kind, _DEFAULT_DISPLAY)
         lines = [
-            f"**{heading or kind}**, mean ± std (population) over {n_text} cases per subset",
+            f"**{heading or kind}**, mean ± std (population) over {n_text} per subset",
             "",
             "| Region | " + " | ".join(summary.order) + " | Avg |",
             "|---|" + "---:|" * (len(summary.order) + 1),
@@ -155,6 +157,8 @@ def summary_markdown(summary: Summary, protocol: str | None = None) -> str:
             metric = f"{kind}_{region}"
             cells = [_cell(summary.stats[s][metric], scale, decimals) for s in [*summary.order, AVERAGE]]
             lines.append(f"| {region} | " + " | ".join(cells) + " |")
+        if counts := case_count_cells(summary):
+            lines.append("| cases | " + " | ".join(counts) + " |")
         blocks.append("\n".join(lines))
     text = "\n\n".join(blocks) + "\n"
     return text if protocol is None else f"### Protocol: {protocol}\n{text}"
@@ -230,6 +234,9 @@ def comparison_table(summaries: Mapping[str, Summary], metric: str = "Dice", wit
             else:
                 cells = [f"{st.mean * scale:.{decimals}f}" for st in stats]
             lines.append(f"| {region} | {model} | " + " | ".join(cells) + " |")
+    for model, summary in summaries.items():
+        if counts := case_count_cells(summary):
+            lines.append(f"| cases | {model} | " + " | ".join(counts) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -249,8 +256,22 @@ def write_comparison_csv(summaries: Mapping[str, Summary], path: str | Path, met
 
 
 def _stat(values: Sequence[float]) -> Stat:
+    if not values:
+        return Stat(math.nan, math.nan, 0)
     arr = np.asarray(values, dtype=np.float64)
     return Stat(float(arr.mean()), float(arr.std(ddof=0)), int(arr.size))
+
+
+def case_counts(summary: Summary) -> list[int]:
+    """The number of cases behind each subset's cells, in the summary's order."""
+    return [summary.stats[s][summary.metrics[0]].n for s in summary.order]
+
+
+def case_count_cells(summary: Summary) -> list[str] | None:
+    """The cells of a "cases" row (one per subset, "–" for Avg) when the count differs between subsets
+    (incomplete test cases), None when every subset has the same cases."""
+    counts = case_counts(summary)
+    return None if len(set(counts)) == 1 else [*map(str, counts), "–"]
 
 
 def _average(
@@ -262,8 +283,9 @@ def _average(
     case_sets = [set(values[s]) for s in order]
     complete = all(cases == case_sets[0] for cases in case_sets)
     out = {}
+    scored = [s for s in order if values[s]]
     for m in metrics:
-        mean = float(np.mean([stats[s][m].mean for s in order]))
+        mean = float(np.mean([stats[s][m].mean for s in scored]))
         if complete:
             cases = sorted(case_sets[0])
             per_case = np.array([[values[s][c][m] for s in order] for c in cases]).mean(axis=1)

@@ -75,7 +75,7 @@ class HolderMILoss(nn.Module):
         output: the network's training dict. Consumed keys: "logits" (list over scales of the
             fused logits (B, S, C, *spatial_k), one map per subset of the step) and, when
             lambda_mi > 0, "mi_pred" (list over MI stages of (B, S, F_j, *sp_j)), "mi_target" (list of
-            (B, F_j, *sp_j)), "mi_var" (list of (F_j,)); with lambda_kd > 0, "subset_mask" (S, M)
+            (B, F_j, *sp_j)), "mi_var" (list of (F_j,)); with lambda_kd > 0, "subset_mask" (S, M) or (B, S, M)
             when present, to check that the last subset, the teacher, is the full set.
         target: list over scales of nnU-Net targets: one-hot (B, C, *spatial_k) for region
             datasets, label maps (B, 1, *spatial_k) for label datasets (a bare tensor for one scale).
@@ -219,7 +219,10 @@ class HolderMILoss(nn.Module):
     def _check_teacher(output: dict) -> None:
         """Refuse a step whose last subset (the distillation teacher) is not the full set."""
         mask = output.get("subset_mask")
-        if mask is not None and not bool(mask[-1].bool().all()):
+        # per-sample (B, S, M) masks: the last subset must be each sample's whole (available) set
+        full = None if mask is None else mask[-1].bool().all() if mask.dim() == 2 else (
+            mask[:, -1] >= mask.amax(dim=1)).all()
+        if full is not None and not bool(full):
             raise ValueError(
                 "the distillation teacher is the last subset of the step and must be the full set, "
                 f"got the subset mask {mask.tolist()}"

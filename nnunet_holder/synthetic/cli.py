@@ -20,6 +20,8 @@ def _run(args: argparse.Namespace) -> int:
             layout=args.layout,
             overwrite=args.overwrite,
             num_processes=args.num_processes,
+            incomplete_fraction=args.incomplete,
+            keep_complete=args.keep_complete,
         )
     except (FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -48,6 +50,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layout", choices=LAYOUT_NAMES, default="brats2020", help="BraTS naming and labels")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a previous synthetic dataset in OUT"
+    )
+    parser.add_argument(
+        "--incomplete",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="fraction of the cases (but the last --keep-complete) that lack one or two modality files, "
+        "T1ce most often, written as absent files as in an incomplete archive (convert with convert-brats "
+        "--train-incomplete); the images are those the same seed writes without it",
+    )
+    parser.add_argument(
+        "--keep-complete",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the last N cases complete: the test cases of convert-brats --num-test N (default 0)",
     )
     parser.add_argument("-np", dest="num_processes", type=int, default=1, help="worker processes (default 1)")
     parser.set_defaults(func=_run)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from nnunet_holder.synthetic.anatomy import Anatomy, Grid, sample_anatomy
 from nnunet_holder.synthetic.contrasts import render
+from nnunet_holder.synthetic.missing import drop_plan
 from nnunet_holder.synthetic.tumour import Tumour, TumourKind, grow_tumour
 from nnunet_holder.synthetic.writer import LAYOUT_NAMES, case_id, write_case, write_name_mapping
 
@@ -58,10 +59,10 @@ def synthesize_case(index: int, spacing: float = 1.0, seed: int = 0) -> Syntheti
     return SyntheticCase(index, grid, anatomy, tumour, images, labels)
 
 
-def _make_case(task: tuple[int, float, int, str, Path]) -> tuple[str, str]:
-    index, spacing, seed, layout, folder = task
+def _make_case(task: tuple[int, float, int, str, Path, tuple[str, ...]]) -> tuple[str, str]:
+    index, spacing, seed, layout, folder, omit = task
     case = synthesize_case(index, spacing, seed)
-    write_case(case.images, case.labels, case.grid, layout, index, folder)
+    write_case(case.images, case.labels, case.grid, layout, index, folder, omit)
     return case_id(layout, index), case.grade
 
 
@@ -101,19 +102,26 @@ def generate_dataset(
     overwrite: bool = False,
     num_processes: int = 1,
     progress: bool = True,
+    incomplete_fraction: float = 0.0,
+    keep_complete: int = 0,
 ) -> Path:
-    """Write `num_cases` synthetic cases in a BraTS `layout` ('brats2020' or 'brats2023'); returns out_dir."""
+    """Write `num_cases` synthetic cases in a BraTS `layout` ('brats2020' or 'brats2023'); returns out_dir.
+
+    With `incomplete_fraction`, that fraction of the cases but the last `keep_complete` lack one or two
+    modality files (`missing.drop_plan`; the manifest lists them); the images written are the same.
+    """
     if layout not in LAYOUT_NAMES:
         raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUT_NAMES)}")
     if num_cases < 1:
         raise ValueError(f"num_cases must be at least 1, got {num_cases}")
+    plan = drop_plan(num_cases, incomplete_fraction, seed, keep_complete)
     grid = Grid.brats(spacing)
     out_dir = Path(out_dir)
     _prepare_output(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        tasks = [(i, spacing, seed, layout, build) for i in range(num_cases)]
+        tasks = [(i, spacing, seed, layout, build, plan.get(i, ())) for i in range(num_cases)]
         bar = tqdm(total=num_cases, desc="synth", unit="case", disable=not progress)
         if num_processes <= 1 or num_cases == 1:
             results = []
@@ -137,6 +145,7 @@ def generate_dataset(
             "shape": list(grid.shape),
             "seed": seed,
             "cases": {cid: grade for cid, grade in results},
+            "absent": {case_id(layout, i): list(roles) for i, roles in plan.items()},
             "anatomy": "MNI ICBM152 2009a symmetric template and tissue maps shipped with nilearn "
             "(Copyright (C) 1993-2004 Louis Collins, McConnell Brain Imaging Centre, MNI, McGill University)",
         }

@@ -51,11 +51,20 @@ def _to_image(values: np.ndarray, grid: Grid) -> sitk.Image:
 
 
 def write_case(
-    images: dict[str, np.ndarray], labels: np.ndarray, grid: Grid, layout: str, index: int, root: Path
+    images: dict[str, np.ndarray],
+    labels: np.ndarray,
+    grid: Grid,
+    layout: str,
+    index: int,
+    root: Path,
+    omit: tuple[str, ...] = (),
 ) -> Path:
+    """The case's folder: a file per contrast (not those in `omit`, which the case lacks), and the seg."""
     folder = root / case_id(layout, index)
     folder.mkdir()
     for contrast, values in images.items():
+        if contrast in omit:
+            continue
         sitk.WriteImage(
             _to_image(values, grid), str(folder / file_name(layout, index, contrast)), useCompression=True
         )
