@@ -10,7 +10,7 @@ seed within the demo's budget, where uniform dropout missed it on one seed of th
 """
 
 import torch
-from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE, OverridesMixin
+from nnunet_holder.trainers.overrides import OverridesMixin
 from nnunet_holder.trainers.setup_checks import refuse_unsupported_setup
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -42,37 +42,5 @@ class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
         return super().train_step(batch)
 
 
-class nnUNetTrainerModalityDropout_5epochs(nnUNetTrainerModalityDropout):
-    overrides = FIVE_EPOCHS
-
-
-class nnUNetTrainerModalityDropout_smoke(nnUNetTrainerModalityDropout):
-    overrides = SMOKE
-
-
-class nnUNetTrainerModalityDropout_small(nnUNetTrainerModalityDropout):
-    overrides = SMALL
-
-
-class nnUNetTrainerModalityDropout_demo(nnUNetTrainerModalityDropout):
-    overrides = DEMO
-
-
 class nnUNetTrainerModalityDropout_fullHalf(nnUNetTrainerModalityDropout):
     full_set_probability = 0.5
-
-
-class nnUNetTrainerModalityDropout_fullHalf_5epochs(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = FIVE_EPOCHS
-
-
-class nnUNetTrainerModalityDropout_fullHalf_smoke(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = SMOKE
-
-
-class nnUNetTrainerModalityDropout_fullHalf_small(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = SMALL
-
-
-class nnUNetTrainerModalityDropout_fullHalf_demo(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = DEMO

@@ -1,5 +1,5 @@
 """Loss ablations of the paper: without MI or HD (Table V), other divergences in place of the
-Hölder term (Table IV), the Hölder exponent α (Table VIII), and the volume form of the divergence."""
+Hölder term (Table IV), the Hölder exponent α (Table VIII); experiments/table*.sh train them."""
 
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
 
@@ -15,10 +15,6 @@ class HolderMITrainer_noHD(HolderMITrainer):
 class HolderMITrainer_noMI_noHD(HolderMITrainer):
     lambda_mi = 0.0
     divergence = None
-
-
-class HolderMITrainer_holderVolume(HolderMITrainer):
-    divergence = "holder_volume"
 
 
 class HolderMITrainer_KL(HolderMITrainer):
