@@ -18,6 +18,8 @@ from nnunet_holder.subsets import all_subsets, subset_mask
 
 
 class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
+    """nnU-Net's trainer; each training sample keeps a uniform random non-empty subset of its modalities."""
+
     full_set_probability: float = 0.0
     """Probability that a sample keeps every modality whatever its uniform draw."""
 
@@ -43,4 +45,6 @@ class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
 
 
 class nnUNetTrainerModalityDropout_fullHalf(nnUNetTrainerModalityDropout):
+    """Modality dropout that keeps every modality on half the samples."""
+
     full_set_probability = 0.5
