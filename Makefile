@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # by every process, compiles each module once.
 RUN := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache
 
-.PHONY: test test-all demo demo-quick lint env clean
+.PHONY: test test-all demo demo-quick lint reference env clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ demo-quick: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# docs/reference.md from the CLI's parsers and the exported trainers (tests/test_reference.py
+# fails when it is out of date)
+reference: $(STAMP)
+	$(RUN) $(BIN)/python -m nnunet_holder.reference > docs/reference.md.partial
+	mv docs/reference.md.partial docs/reference.md
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

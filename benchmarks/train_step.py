@@ -1,6 +1,6 @@
 """Training-step time and memory of HolderMITrainer against vanilla nnU-Net on the same BraTS-like plans.
 
-The models are built by the real trainer classes (`HolderMITrainer`, `HolderMITrainer_width1`,
+The models are built by the real trainer classes (`HolderMITrainer`, at each `--widths` width,
 `HolderMITrainer_featureFusion`, `HolderMITrainer_inputFusion`, `nnUNetTrainer`): each trainer's own
 `build_network_architecture`, `configure_optimizers` and `_build_loss` (for the vanilla trainer:
 DC_and_BCE_loss in nnU-Net's DeepSupervisionWrapper, as for any region dataset), and every step is
@@ -50,7 +50,6 @@ from nnunet_holder.trainers import (
     HolderMITrainer,
     HolderMITrainer_featureFusion,
     HolderMITrainer_inputFusion,
-    HolderMITrainer_width1,
 )
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
@@ -280,7 +279,6 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         torch.backends.cudnn.benchmark = True  # as nnUNetv2_train sets it
 
-    named = {HolderMITrainer.width: HolderMITrainer, HolderMITrainer_width1.width: HolderMITrainer_width1}
     widths = [float(w) for w in args.widths.split(",") if w.strip()]
     plans = brats_plans(patch, args.batch)
     # eager everywhere: nnU-Net would compile the network and its Dice on CUDA, ours and its alike
@@ -289,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["nnUNet_results"] = results  # the trainers' constructors create their log folders here
         models = []
         for trainer_cls, label in [(nnUNetTrainer, "nnUNetTrainer (vanilla)")] + [
-            (named.get(w) or type(f"HolderMITrainer_w{w:g}", (HolderMITrainer,), {"width": w}),
+            (HolderMITrainer if w == HolderMITrainer.width
+             else type(f"HolderMITrainer_width{w:g}", (HolderMITrainer,), {"width": w}),
              f"HolderMITrainer width {w:g}")
             for w in widths
         ] + [(HolderMITrainer_featureFusion, "HolderMITrainer_featureFusion (mean, "

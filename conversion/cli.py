@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from nnunet_holder.conversion.back_conversion import resolve_convention, to_brats
-from nnunet_holder.conversion.convert import DEFAULT_NAME, convert_brats, default_num_processes
+from nnunet_holder.conversion.convert import DEFAULT_NAME, convert_brats
 from nnunet_holder.conversion.fill_missing import fill_missing
 from nnunet_holder.conversion.labels import CONVENTION_NAMES, describe_convention
 from nnunet_holder.conversion.problems import ConversionError
@@ -121,8 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-np",
         dest="num_processes",
         type=int,
-        default=default_num_processes(),
-        help="worker processes (default min(4, CPUs))",
+        help="worker processes (default min(4, CPUs), counted when the command runs)",
     )
     convert.add_argument(
         "--keep-partial",

@@ -22,6 +22,8 @@ LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enha
 LABEL_CLASSES = {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}
 SHAPE = (24, 24, 24)
 SPACING = (2.0, 2.0, 2.0)
+EXPERIMENT_VARIANTS = Path(__file__).resolve().parents[1] / "experiments" / "variants"
+"""The records' trainer variants: an extra `nnUNet_extTrainer` folder after the package's own."""
 
 
 def _case(rng: np.random.Generator, shape: tuple[int, int, int] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +117,23 @@ def nnunet_env(root: Path) -> dict[str, str]:
 
     env["nnUNet_extTrainer"] = str(trainer_path())
     return env
+
+
+def with_experiment_variants(env: dict[str, str]) -> dict[str, str]:
+    """`env` whose `nnUNet_extTrainer` also has the experiment variants, as the records' commands set it."""
+    return {**env, "nnUNet_extTrainer": os.pathsep.join([env["nnUNet_extTrainer"], str(EXPERIMENT_VARIANTS)])}
+
+
+def experiment_variant(name: str) -> type:
+    """The experiment variant `name`, found by nnU-Net's own lookup in experiments/variants."""
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+    found = recursive_find_python_class(
+        str(EXPERIMENT_VARIANTS), name, None, cleanup_imports_from_base_folder=True
+    )
+    if found is None:
+        raise LookupError(f"no trainer {name!r} in {EXPERIMENT_VARIANTS}")
+    return found
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:

@@ -36,13 +36,16 @@ SUFFIX = "+incomplete"
 def _trainer(trainer_name: str, dataset_name: str):
     import nnunet_holder.trainers as trainers
 
+    from tests.helpers_nnunet import experiment_variant
+
     trainer_name, incomplete = trainer_name.removesuffix(SUFFIX), trainer_name.endswith(SUFFIX)
     folder = Path(os.environ["nnUNet_preprocessed"]) / dataset_name
     plans = json.loads((folder / "nnUNetPlans.json").read_text())
     plans = {**copy.deepcopy(plans), "continue_training": False}  # as nnUNetv2_train adds it
     plans["configurations"]["3d_fullres"]["batch_dice"] = True  # the Dice sums are gathered over ranks
     dataset_json = json.loads((folder / "dataset.json").read_text())
-    trainer = getattr(trainers, trainer_name)(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    cls = getattr(trainers, trainer_name, None) or experiment_variant(trainer_name)
+    trainer = cls(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
     torch.manual_seed(0)  # the same initial weights in every process and in the reference
     trainer.initialize()
     if incomplete:
@@ -80,8 +83,9 @@ def _run_steps(trainer, part: slice) -> dict:
 TRAINERS = (
     "HolderMITrainer_smoke",
     "HolderMITrainer_noMI",
+    # experiment variants (experiments/variants): learned fusion weights, and the feature-fusion
+    # network with a learned operator, 4 sampled subsets per step
     "HolderMITrainer_learnedFusion",
-    # the feature-fusion network with a learned operator, 4 sampled subsets per step
     "HolderMITrainer_featureFusion_attention",
     "HolderMITrainer_smoke" + SUFFIX,
     "HolderMITrainer_featureFusion_attention" + SUFFIX,

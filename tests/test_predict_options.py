@@ -24,7 +24,7 @@ from nnunet_holder.predict.model import load_predictor
 from nnunet_holder.predict.pipeline import ModelFiles, export_case, remove_partial_files
 from nnunet_holder.predict.predictor import HolderPredictor
 from tests.conftest import DATASET_ID
-from tests.helpers_nnunet import run_cli
+from tests.helpers_nnunet import experiment_variant, run_cli
 
 MODEL = ["-d", str(DATASET_ID), "-c", "3d_fullres", "-tr", "HolderMITrainer_smoke", "-device", "cpu"]
 # nnUNetv2_predict's sequential mode, ours too: no worker processes (each would import torch);
@@ -268,9 +268,8 @@ def test_no_validation_table_means_no_expectation(tmp_path):
 def test_batched_mirrors_equal_one_call_per_mirror(trained, network):
     predictor = load_predictor(trained["fold"].parent, [0], device=torch.device("cpu"), allow_tqdm=False)
     if network == "feature_fusion":
-        from nnunet_holder.trainers import HolderMITrainer_featureFusion_attention
-
-        net = HolderMITrainer_featureFusion_attention.build_network_architecture(
+        attention = experiment_variant("HolderMITrainer_featureFusion_attention")
+        net = attention.build_network_architecture(
             predictor.plans_manager, predictor.configuration_manager, 4, 3, enable_deep_supervision=False
         ).eval()
         ff = HolderPredictor(use_mirroring=True, device=torch.device("cpu"), allow_tqdm=False)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nnunet_holder.trainers import HolderMITrainer_sample4, HolderMITrainer_smoke, nnUNetTrainer_smoke
+from nnunet_holder.trainers import HolderMITrainer_smoke, nnUNetTrainer_smoke
 from nnunet_holder.trainers.holder_mi import draw_step_subsets
 from nnunet_holder.trainers.seeding import (
     RANDOM_STATE_KEY,
@@ -31,7 +31,7 @@ from nnunet_holder.trainers.seeding import (
 
 from nnunet_holder.subsets import all_subsets
 from tests.conftest import DATASET_ID, train_env
-from tests.helpers_nnunet import run_cli
+from tests.helpers_nnunet import experiment_variant, run_cli
 
 STEPS = 3
 
@@ -73,7 +73,8 @@ def test_unseeded_runs_differ(in_nnunet_env, monkeypatch):
 
 
 def _drawn_subsets(dataset: dict, monkeypatch, seed: int | None, rank_seed: int | None = None) -> list:
-    """The subsets HolderMITrainer_sample4 passes its network in 3 steps of epochs 0 and 1.
+    """The subsets HolderMITrainer_sample4 (an experiment variant: 4 subsets per step) passes its
+    network in 3 steps of epochs 0 and 1.
 
     `rank_seed`: the global generators reseeded after the build, as another DDP rank's are.
     """
@@ -81,7 +82,7 @@ def _drawn_subsets(dataset: dict, monkeypatch, seed: int | None, rank_seed: int 
         monkeypatch.delenv("nnUNet_seed", raising=False)
     else:
         monkeypatch.setenv("nnUNet_seed", str(seed))
-    trainer = _trainer(dataset, HolderMITrainer_sample4)
+    trainer = _trainer(dataset, experiment_variant("HolderMITrainer_sample4"))
     trainer.initialize()
     dl_train, _ = trainer.get_dataloaders()
     batch = next(dl_train)
@@ -152,12 +153,14 @@ PROBE = "HolderMITrainer_sample4_resumeProbe"
 PROBE_MODULE = f'''
 import shutil
 
-from nnunet_holder.trainers import HolderMITrainer_sample4
+from nnunet_holder.trainers import HolderMITrainer
 
 
-class {PROBE}(HolderMITrainer_sample4):
-    """A short seeded schedule that writes checkpoint_latest after every epoch and keeps a copy."""
+class {PROBE}(HolderMITrainer):
+    """4 subsets drawn per step (as experiments/variants' HolderMITrainer_sample4), on a short seeded
+    schedule that writes checkpoint_latest after every epoch and keeps a copy."""
 
+    subsets_per_step = 4
     overrides = {{"num_epochs": 3, "num_iterations_per_epoch": 4, "num_val_iterations_per_epoch": 2,
                  "save_every": 1, "plot_every": 10}}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -13,15 +14,14 @@ import pytest
 import torch
 from dynamic_network_architectures.building_blocks.simple_conv_blocks import ConvDropoutNormReLU
 from nnunet_holder.architectures import ModalityNorm
-from nnunet_holder.trainers import ALL_TRAINERS
+from nnunet_holder.trainers import NETWORKS, PAPER_TABLES
 from nnunet_holder.trainers.overrides import SMALL, SMOKE, ThinnedProgressPlot, plots_progress
 from nnunetv2.run.run_training import get_trainer_from_args
-from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 from torch import nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from tests.conftest import DATASET_ID, train_command, train_env
-from tests.helpers_nnunet import run_cli
+from tests.helpers_nnunet import run_cli, with_experiment_variants
 
 
 def _checkpoint(path):
@@ -163,7 +163,8 @@ def test_checkpoint_restores_network_and_optimizer_state(in_nnunet_env, tmp_path
         assert torch.equal(state["momentum_buffer"], loaded["state"][idx]["momentum_buffer"])
 
 
-@pytest.mark.parametrize("trainer_class", ALL_TRAINERS, ids=lambda c: c.__name__)
+# the schedule variants change only `overrides` (test_trainer_catalogue.py): their steps are these
+@pytest.mark.parametrize("trainer_class", [*NETWORKS, *PAPER_TABLES], ids=lambda c: c.__name__)
 def test_every_variant_runs_a_train_and_a_validation_step(in_nnunet_env, trainer_class):
     trainer = _trainer(trainer_class.__name__)
     dl_train, dl_val = trainer.get_dataloaders()
@@ -229,7 +230,9 @@ def test_every_parameter_gets_a_gradient_in_a_train_step(in_nnunet_env, name):
             assert grad is not None and grad.abs().max() > threshold, name
 
 
-def test_learned_fusion_weights_train_and_are_logged(in_nnunet_env):
+def test_learned_fusion_weights_train_and_are_logged(in_nnunet_env, monkeypatch):
+    # an experiment variant: found in experiments/variants, as the records' commands find it
+    monkeypatch.setenv("nnUNet_extTrainer", with_experiment_variants(os.environ)["nnUNet_extTrainer"])
     trainer = _trainer("HolderMITrainer_learnedFusion")
     beta = trainer.parallel_network().fusion_logits
     assert beta is not None and not beta.any()  # starts at the plain mean
@@ -273,12 +276,6 @@ def test_modality_dropout_draws_the_full_set_as_often_as_it_says(cls):
     codes = (keep[~full] * 2 ** torch.arange(m)).sum(1).long()
     counts = torch.bincount(codes, minlength=subsets)[1:subsets]
     assert (counts > 0).all() and counts.float().std() / counts.float().mean() < 0.06
-
-
-def test_nnunet_finds_our_trainers_as_single_classes(env, monkeypatch):
-    monkeypatch.setenv("nnUNet_extTrainer", env["nnUNet_extTrainer"])
-    for cls in (holder_trainers.HolderMITrainer, holder_trainers.nnUNetTrainerModalityDropout_smoke):
-        assert recursive_find_trainer_class_by_name(cls.__name__) is cls
 
 
 def test_trainer_path_cli_prints_the_shim_folder(env):

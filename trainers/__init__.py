@@ -1,65 +1,25 @@
-"""nnU-Net trainer classes of nnunet-holder: HolderMITrainer, its variants and the baselines.
+"""nnU-Net trainer classes of nnunet-holder: the trainers a user chooses between.
 
 `ALL_TRAINERS` lists every class a user can name with `-tr`; the shim module in `ext/` (the
-folder `nnunet-holder trainer-path` prints) re-exports exactly these.
+folder `nnunet-holder trainer-path` prints) re-exports exactly these. They are HolderMITrainer and
+the variants the paper's tables train (experiments/table*.sh), the fusion networks, the modality
+dropout baselines, and each of those networks and vanilla nnU-Net on the schedules `_5epochs`,
+`_smoke`, `_small` and `_demo` (generated in `schedules.py`). Variants kept only to reproduce a
+record live beside the records, in experiments/variants/ (an extra `nnUNet_extTrainer` folder).
 """
 
 from nnunet_holder.trainers.baselines.modality_dropout import (
     nnUNetTrainerModalityDropout,
-    nnUNetTrainerModalityDropout_5epochs,
-    nnUNetTrainerModalityDropout_demo,
     nnUNetTrainerModalityDropout_fullHalf,
-    nnUNetTrainerModalityDropout_fullHalf_5epochs,
-    nnUNetTrainerModalityDropout_fullHalf_demo,
-    nnUNetTrainerModalityDropout_fullHalf_small,
-    nnUNetTrainerModalityDropout_fullHalf_smoke,
-    nnUNetTrainerModalityDropout_small,
-    nnUNetTrainerModalityDropout_smoke,
-)
-from nnunet_holder.trainers.baselines.vanilla import (
-    nnUNetTrainer_demo,
-    nnUNetTrainer_small,
-    nnUNetTrainer_smoke,
 )
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
+from nnunet_holder.trainers.schedules import SCHEDULE_VARIANTS
 from nnunet_holder.trainers.variants.distillation import (
     HolderMITrainer_featureFusion_distill,
-    HolderMITrainer_featureFusion_distill_5epochs,
-    HolderMITrainer_featureFusion_distill_demo,
-    HolderMITrainer_featureFusion_distill_small,
-    HolderMITrainer_featureFusion_distill_smoke,
     HolderMITrainer_inputFusion_distill,
-    HolderMITrainer_inputFusion_distill_5epochs,
-    HolderMITrainer_inputFusion_distill_demo,
-    HolderMITrainer_inputFusion_distill_small,
-    HolderMITrainer_inputFusion_distill_smoke,
 )
-from nnunet_holder.trainers.variants.feature_fusion import (
-    HolderMITrainer_featureFusion,
-    HolderMITrainer_featureFusion_5epochs,
-    HolderMITrainer_featureFusion_allSubsets,
-    HolderMITrainer_featureFusion_allSubsets_small,
-    HolderMITrainer_featureFusion_attention,
-    HolderMITrainer_featureFusion_attention_small,
-    HolderMITrainer_featureFusion_demo,
-    HolderMITrainer_featureFusion_mean,
-    HolderMITrainer_featureFusion_mean_small,
-    HolderMITrainer_featureFusion_meanVariance,
-    HolderMITrainer_featureFusion_meanVariance_small,
-    HolderMITrainer_featureFusion_small,
-    HolderMITrainer_featureFusion_smoke,
-)
-from nnunet_holder.trainers.variants.input_fusion import (
-    HolderMITrainer_inputFusion,
-    HolderMITrainer_inputFusion_5epochs,
-    HolderMITrainer_inputFusion_availabilityChannels,
-    HolderMITrainer_inputFusion_BCE,
-    HolderMITrainer_inputFusion_demo,
-    HolderMITrainer_inputFusion_fullSetWeight2,
-    HolderMITrainer_inputFusion_small,
-    HolderMITrainer_inputFusion_smoke,
-    HolderMITrainer_inputFusion_sumSubsets,
-)
+from nnunet_holder.trainers.variants.feature_fusion import HolderMITrainer_featureFusion
+from nnunet_holder.trainers.variants.input_fusion import HolderMITrainer_inputFusion
 from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_alpha1p05,
     HolderMITrainer_alpha1p08,
@@ -68,7 +28,6 @@ from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_alpha1p20,
     HolderMITrainer_BCE,
     HolderMITrainer_Hellinger,
-    HolderMITrainer_holderVolume,
     HolderMITrainer_JS,
     HolderMITrainer_KL,
     HolderMITrainer_MSE,
@@ -77,93 +36,43 @@ from nnunet_holder.trainers.variants.loss import (
     HolderMITrainer_noMI,
     HolderMITrainer_noMI_noHD,
     HolderMITrainer_TV,
-)
-from nnunet_holder.trainers.variants.network import (
-    HolderMITrainer_learnedFusion,
-    HolderMITrainer_noDeepSupervision,
-    HolderMITrainer_width1,
 )
 from nnunet_holder.trainers.variants.optimizer import HolderMITrainer_paper
-from nnunet_holder.trainers.variants.subsets import HolderMITrainer_sample4
-from nnunet_holder.trainers.variants.training_length import (
-    HolderMITrainer_5epochs,
-    HolderMITrainer_demo,
-    HolderMITrainer_small,
-    HolderMITrainer_smoke,
-)
 
-ALL_TRAINERS = (
+NETWORKS = (
     HolderMITrainer,
-    HolderMITrainer_5epochs,
-    HolderMITrainer_smoke,
-    HolderMITrainer_small,
-    HolderMITrainer_demo,
+    HolderMITrainer_featureFusion,
+    HolderMITrainer_inputFusion,
+    HolderMITrainer_featureFusion_distill,
+    HolderMITrainer_inputFusion_distill,
+    nnUNetTrainerModalityDropout,
+    nnUNetTrainerModalityDropout_fullHalf,
+)
+"""The paper's network, the fusion networks and the modality dropout baselines."""
+
+PAPER_TABLES = (
     HolderMITrainer_paper,
-    HolderMITrainer_noMI,
-    HolderMITrainer_noHD,
-    HolderMITrainer_noMI_noHD,
-    HolderMITrainer_holderVolume,
-    HolderMITrainer_KL,
-    HolderMITrainer_JS,
     HolderMITrainer_TV,
     HolderMITrainer_Hellinger,
+    HolderMITrainer_KL,
     HolderMITrainer_NeymanChi2,
+    HolderMITrainer_JS,
     HolderMITrainer_MSE,
     HolderMITrainer_BCE,
+    HolderMITrainer_noMI_noHD,
+    HolderMITrainer_noHD,
+    HolderMITrainer_noMI,
     HolderMITrainer_alpha1p05,
     HolderMITrainer_alpha1p08,
     HolderMITrainer_alpha1p10,
     HolderMITrainer_alpha1p15,
     HolderMITrainer_alpha1p20,
-    HolderMITrainer_sample4,
-    HolderMITrainer_width1,
-    HolderMITrainer_learnedFusion,
-    HolderMITrainer_noDeepSupervision,
-    HolderMITrainer_featureFusion,
-    HolderMITrainer_featureFusion_5epochs,
-    HolderMITrainer_featureFusion_smoke,
-    HolderMITrainer_featureFusion_small,
-    HolderMITrainer_featureFusion_demo,
-    HolderMITrainer_featureFusion_mean,
-    HolderMITrainer_featureFusion_meanVariance,
-    HolderMITrainer_featureFusion_attention,
-    HolderMITrainer_featureFusion_allSubsets,
-    HolderMITrainer_featureFusion_allSubsets_small,
-    HolderMITrainer_featureFusion_mean_small,
-    HolderMITrainer_featureFusion_meanVariance_small,
-    HolderMITrainer_featureFusion_attention_small,
-    HolderMITrainer_inputFusion,
-    HolderMITrainer_inputFusion_5epochs,
-    HolderMITrainer_inputFusion_smoke,
-    HolderMITrainer_inputFusion_small,
-    HolderMITrainer_inputFusion_demo,
-    HolderMITrainer_inputFusion_fullSetWeight2,
-    HolderMITrainer_inputFusion_sumSubsets,
-    HolderMITrainer_inputFusion_BCE,
-    HolderMITrainer_inputFusion_availabilityChannels,
-    HolderMITrainer_inputFusion_distill,
-    HolderMITrainer_inputFusion_distill_5epochs,
-    HolderMITrainer_inputFusion_distill_smoke,
-    HolderMITrainer_inputFusion_distill_small,
-    HolderMITrainer_inputFusion_distill_demo,
-    HolderMITrainer_featureFusion_distill,
-    HolderMITrainer_featureFusion_distill_5epochs,
-    HolderMITrainer_featureFusion_distill_smoke,
-    HolderMITrainer_featureFusion_distill_small,
-    HolderMITrainer_featureFusion_distill_demo,
-    nnUNetTrainer_smoke,
-    nnUNetTrainer_small,
-    nnUNetTrainer_demo,
-    nnUNetTrainerModalityDropout,
-    nnUNetTrainerModalityDropout_5epochs,
-    nnUNetTrainerModalityDropout_smoke,
-    nnUNetTrainerModalityDropout_small,
-    nnUNetTrainerModalityDropout_demo,
-    nnUNetTrainerModalityDropout_fullHalf,
-    nnUNetTrainerModalityDropout_fullHalf_5epochs,
-    nnUNetTrainerModalityDropout_fullHalf_smoke,
-    nnUNetTrainerModalityDropout_fullHalf_small,
-    nnUNetTrainerModalityDropout_fullHalf_demo,
 )
+"""The paper's optimiser (Tables II, III), divergences (Table IV), ablation (Table V), α (Table VIII)."""
 
-__all__ = [t.__name__ for t in ALL_TRAINERS] + ["ALL_TRAINERS"]
+ALL_TRAINERS = (*NETWORKS, *PAPER_TABLES, *SCHEDULE_VARIANTS)
+
+# the generated schedule variants are attributes of this package too, as the hand-written classes are
+globals().update({trainer.__name__: trainer for trainer in SCHEDULE_VARIANTS})
+
+__all__ = [t.__name__ for t in ALL_TRAINERS] + ["ALL_TRAINERS", "NETWORKS", "PAPER_TABLES"]

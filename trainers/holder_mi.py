@@ -91,17 +91,24 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     """The network: the paper's logit fusion, `FeatureFusionNet` (`HolderMITrainer_featureFusion`) or
     `InputFusionNet` (`HolderMITrainer_inputFusion`)."""
     width: ClassVar[float] = 0.5
+    """The backbone's feature counts as a fraction of the plans' (the paper: 0.5)."""
     mi_stages: ClassVar[int] = 1
+    """How many of the deepest encoder stages carry an MI regressor (1: the bottleneck)."""
     divergence: ClassVar[str | None] = "holder"
+    """The divergence term against the labels: a name of `nnunet_holder.losses.DIVERGENCES`, or None."""
     alpha: ClassVar[float] = 1.1
+    """The Hölder exponent α (the paper: 1.1)."""
     lambda_hd: ClassVar[float] = 1.0
+    """The weight of the divergence term."""
     lambda_mi: ClassVar[float] = 1.0
+    """The weight of the MI term (0: none)."""
     lambda_kd: ClassVar[float] = 0.0
     """The weight of the distillation term D(p_S ‖ sg(p_full)) (0: none, the paper's Eq. 7; see
     `HolderMILoss` and trainers/variants/distillation.py)."""
     kd_temperature: ClassVar[float] = 1.0
     """The temperature of the distillation term (logits / T, term × T²)."""
     detach_teacher: ClassVar[bool] = True
+    """Detach the full set's features in the MI term (`HolderMILoss`)."""
     subsets_per_step: ClassVar[int | None] = None
     """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
     validation_subsets_per_pass: ClassVar[int | None] = None

@@ -1,1 +1,1 @@
-"""Baselines a user would otherwise pick, on the same schedules as HolderMITrainer's variants."""
+"""Baselines a user would otherwise pick; their schedule variants are generated in trainers/schedules.py."""

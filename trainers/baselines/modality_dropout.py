@@ -12,7 +12,7 @@ set on half the samples").
 """
 
 import torch
-from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE, OverridesMixin
+from nnunet_holder.trainers.overrides import OverridesMixin
 from nnunet_holder.trainers.setup_checks import refuse_unsupported_setup
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -21,6 +21,8 @@ from nnunet_holder.subsets import all_subsets, subset_mask
 
 
 class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
+    """nnU-Net's trainer; each training sample keeps a uniform random non-empty subset of its modalities."""
+
     full_set_probability: float = 0.0
     """Probability that a sample keeps every modality whatever its uniform draw."""
 
@@ -58,37 +60,7 @@ class nnUNetTrainerModalityDropout(OverridesMixin, nnUNetTrainer):
         return super().train_step(batch)
 
 
-class nnUNetTrainerModalityDropout_5epochs(nnUNetTrainerModalityDropout):
-    overrides = FIVE_EPOCHS
-
-
-class nnUNetTrainerModalityDropout_smoke(nnUNetTrainerModalityDropout):
-    overrides = SMOKE
-
-
-class nnUNetTrainerModalityDropout_small(nnUNetTrainerModalityDropout):
-    overrides = SMALL
-
-
-class nnUNetTrainerModalityDropout_demo(nnUNetTrainerModalityDropout):
-    overrides = DEMO
-
-
 class nnUNetTrainerModalityDropout_fullHalf(nnUNetTrainerModalityDropout):
+    """Modality dropout that keeps every modality on half the samples."""
+
     full_set_probability = 0.5
-
-
-class nnUNetTrainerModalityDropout_fullHalf_5epochs(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = FIVE_EPOCHS
-
-
-class nnUNetTrainerModalityDropout_fullHalf_smoke(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = SMOKE
-
-
-class nnUNetTrainerModalityDropout_fullHalf_small(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = SMALL
-
-
-class nnUNetTrainerModalityDropout_fullHalf_demo(nnUNetTrainerModalityDropout_fullHalf):
-    overrides = DEMO

@@ -13,7 +13,6 @@ the network modality dropout trains) and the feature-fusion network, each with i
 (2 and 4 subsets per step, the full set always among them, so every step has its teacher).
 """
 
-from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE
 from nnunet_holder.trainers.variants.feature_fusion import HolderMITrainer_featureFusion
 from nnunet_holder.trainers.variants.input_fusion import HolderMITrainer_inputFusion
 
@@ -28,35 +27,3 @@ class HolderMITrainer_featureFusion_distill(HolderMITrainer_featureFusion):
     """Feature fusion with each subset's prediction distilled from the full set's (λ_kd = 1)."""
 
     lambda_kd = 1.0
-
-
-class HolderMITrainer_inputFusion_distill_5epochs(HolderMITrainer_inputFusion_distill):
-    overrides = FIVE_EPOCHS
-
-
-class HolderMITrainer_inputFusion_distill_smoke(HolderMITrainer_inputFusion_distill):
-    overrides = SMOKE
-
-
-class HolderMITrainer_inputFusion_distill_small(HolderMITrainer_inputFusion_distill):
-    overrides = SMALL
-
-
-class HolderMITrainer_inputFusion_distill_demo(HolderMITrainer_inputFusion_distill):
-    overrides = DEMO
-
-
-class HolderMITrainer_featureFusion_distill_5epochs(HolderMITrainer_featureFusion_distill):
-    overrides = FIVE_EPOCHS
-
-
-class HolderMITrainer_featureFusion_distill_smoke(HolderMITrainer_featureFusion_distill):
-    overrides = SMOKE
-
-
-class HolderMITrainer_featureFusion_distill_small(HolderMITrainer_featureFusion_distill):
-    overrides = SMALL
-
-
-class HolderMITrainer_featureFusion_distill_demo(HolderMITrainer_featureFusion_distill):
-    overrides = DEMO

@@ -1,12 +1,16 @@
-# Modality dropout that drops less often, for whether the demo's dropout learns enhancing tumour
-# on every seed (validation cases): the full set kept on half the samples (`_fullHalf`, shipped),
-# or each modality kept with probability 3/4 (a non-empty draw); `_fullHalf` at twice the budget,
-# and at four times it (whether 400 epochs, the README's comparison, is its plateau).
+"""Modality dropout rates on the demo's scale (docs/records/demo_record.md).
+
+Whether the demo's dropout learns enhancing tumour on every seed: the full set kept on half the
+samples (`_fullHalf`, the product's) at twice and four times the demo's budget, or each modality
+kept with probability 3/4 (a non-empty draw).
+"""
+
 import torch
 from nnunet_holder.trainers import (
     nnUNetTrainerModalityDropout_demo,
     nnUNetTrainerModalityDropout_fullHalf_demo,
 )
+from schedule_variants import DEMO400, DEMO800
 
 
 class nnUNetTrainerModalityDropout_keep75_demo(nnUNetTrainerModalityDropout_demo):
@@ -18,8 +22,9 @@ class nnUNetTrainerModalityDropout_keep75_demo(nnUNetTrainerModalityDropout_demo
 
 
 class nnUNetTrainerModalityDropout_fullHalf_demo400(nnUNetTrainerModalityDropout_fullHalf_demo):
-    overrides = {"num_epochs": 400}
+    overrides = DEMO400
 
 
 class nnUNetTrainerModalityDropout_fullHalf_demo800(nnUNetTrainerModalityDropout_fullHalf_demo):
-    overrides = {"num_epochs": 800}
+    overrides = DEMO800
+

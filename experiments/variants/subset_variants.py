@@ -1,0 +1,21 @@
+"""Subset schedules: how many modality subsets a step trains (the full set always among them).
+
+HolderMITrainer trains every non-empty subset each step, as the paper does, and the feature-fusion
+network 4; these variants tried 4 for the paper's network and all for the feature-fusion network
+(about 2.2 times its step cost; docs/records/synthetic_comparison.md).
+"""
+
+from nnunet_holder.trainers import HolderMITrainer, HolderMITrainer_featureFusion
+from nnunet_holder.trainers.overrides import SMALL
+
+
+class HolderMITrainer_sample4(HolderMITrainer):
+    subsets_per_step = 4
+
+
+class HolderMITrainer_featureFusion_allSubsets(HolderMITrainer_featureFusion):
+    subsets_per_step = None
+
+
+class HolderMITrainer_featureFusion_allSubsets_small(HolderMITrainer_featureFusion_allSubsets):
+    overrides = SMALL
