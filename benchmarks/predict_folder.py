@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-npp", type=int, default=2, help="preprocessing processes (2)")
     parser.add_argument("-nps", type=int, default=2, help="export processes (2)")
     parser.add_argument("--repeats", type=int, default=2, help="timed rounds per route (2)")
-    parser.add_argument("--write", action="store_true", help="replace this section of docs/records/benchmarks.md")
+    parser.add_argument(
+        "--write", action="store_true", help="replace this section of docs/records/benchmarks.md"
+    )
     args = parser.parse_args(argv)
     shape, patch = parse_shape(args.shape), parse_shape(args.patch)
     plans = brats_plans(patch)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from nnunet_holder.conversion.back_conversion import resolve_convention, to_brats
 from nnunet_holder.conversion.convert import DEFAULT_NAME, convert_brats, default_num_processes
-from nnunet_holder.conversion.labels import CONVENTION_NAMES, describe_convention
+from nnunet_holder.conversion.labels import describe_convention
 from nnunet_holder.conversion.problems import ConversionError
 from nnunet_holder.conversion.report import ConversionResult, format_problems, format_summary
+
+from nnunet_holder.brats import CONVENTION_NAMES
 
 
 def _print_error(error: Exception) -> None:

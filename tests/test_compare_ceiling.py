@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nnunet_holder.brats import MODALITIES
 from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown, gaps
 from nnunet_holder.compare.dedicated import (
     RECORD_KEY,
@@ -29,8 +30,9 @@ from nnunet_holder.compare.dedicated import (
 from nnunet_holder.compare.runs import Run
 from nnunet_holder.compare.stats import MEAN_REGION
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
+from nnunet_holder.file_names import SUBSET_TABLE, TIMING
 
-BRATS_CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
+BRATS_CHANNELS = {str(i): m for i, m in enumerate(MODALITIES)}
 
 
 def test_subsets_parse_by_name_index_and_complement_in_the_papers_order():
@@ -201,10 +203,10 @@ def test_no_gap_gives_no_fraction():
 def test_a_run_whose_evaluation_had_failed_cases_is_not_evaluated(tmp_path):
     run = Run("T", 0, tmp_path, "Dataset001_X", "nnUNetPlans", "3d_fullres", 0)
     run.evaluation_folder.mkdir(parents=True)
-    (run.evaluation_folder / "subset_table.json").write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
-    (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": ["case_7: bad file"]}))
+    (run.evaluation_folder / SUBSET_TABLE).write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
+    (run.evaluation_folder / TIMING).write_text(json.dumps({"failures": ["case_7: bad file"]}))
     assert not run.evaluated
-    (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": []}))
+    (run.evaluation_folder / TIMING).write_text(json.dumps({"failures": []}))
     assert run.evaluated
 
 

@@ -12,6 +12,7 @@ from nnunet_holder.compare.curves import converged, late_rise, plateau_start
 from nnunet_holder.compare.report import FLAT_END_CAVEAT, summary_table, to_json, write_csv, write_report
 from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING, group_values, paired, seed_stat, verdict
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
+from nnunet_holder.file_names import COMPARISON_JSON
 
 ORDER = paper_subset_order(("T1", "T1c", "T2", "Fl"))
 REGIONS = ("WT", "TC", "ET")
@@ -164,6 +165,6 @@ def test_json_and_markdown_verdicts_agree_when_recorded_spreads_judge_a_one_seed
     runs = {"V": {0: _constant(0.779)}, "H": {0: _constant(0.729)}}
     known = {"V": {FULL: 0.004, MISSING: 0.019}, "H": {FULL: 0.006, MISSING: 0.006}}
     md = write_report(runs, "H", {}, tmp_path, "# t", {"dataset": "x"}, known).read_text()
-    data = json.loads((tmp_path / "comparison.json").read_text())
+    data = json.loads((tmp_path / COMPARISON_JSON).read_text())
     assert "On the full set, V is better than H" in data["verdict"][0]
     assert all(f"- {line}" in md for line in data["verdict"])

@@ -43,6 +43,7 @@ from nnunet_holder.compare.stats import (
     verdict,
 )
 from nnunet_holder.evaluate.tables import Summary
+from nnunet_holder.file_names import COMPARISON_CSV, COMPARISON_JSON, COMPARISON_MD
 from nnunet_holder.parts import atomic_write
 
 Runs = Mapping[str, Mapping[int, Summary]]
@@ -138,8 +139,8 @@ FLAT_END_CAVEAT = (
     "\"converged\" means that the curve stopped rising at the end of this schedule. nnU-Net's learning "
     "rate falls to zero at the last epoch, which flattens the end of every curve, so this does not "
     "show that a longer schedule would do no better: runs called converged after 100 epochs gained "
-    "3 to 7.5 Dice points on the full set of the validation cases when trained for 200 (docs/records/demo_record.md, "
-    "\"Why 200 epochs\"). Only a run with twice the budget tells."
+    "3 to 7.5 Dice points on the full set of the validation cases when trained for 200 "
+    "(docs/records/demo_record.md, \"Why 200 epochs\"). Only a run with twice the budget tells."
 )
 """What the curve criterion cannot tell, printed above every curves table."""
 
@@ -280,8 +281,8 @@ def missing_section(missing: Sequence[str]) -> list[str]:
 def write_incomplete(out: Path, header: str, meta: dict, missing: Sequence[str]) -> Path:
     """The report while no seed has every run evaluated: the header and the missing runs only."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "comparison.json", json.dumps({**meta, "missing": list(missing)}, indent=2))
-    md = out / "comparison.md"
+    atomic_write(out / COMPARISON_JSON, json.dumps({**meta, "missing": list(missing)}, indent=2))
+    md = out / COMPARISON_MD
     atomic_write(md, "\n".join([header, *missing_section(missing)]) + "\n")
     return md
 
@@ -349,8 +350,8 @@ def write_report(
             result["metrics"][kind] = {k: entry[k] for k in ("regions", "models", "verdict")}
             write_csv(runs, out / f"comparison_{kind}.csv", kind)
             further += metric_sections(runs, reference, kind, entry["verdict"])
-    atomic_write(out / "comparison.json", json.dumps(result, indent=2))
-    write_csv(runs, out / "comparison.csv", main)
+    atomic_write(out / COMPARISON_JSON, json.dumps(result, indent=2))
+    write_csv(runs, out / COMPARISON_CSV, main)
     title = f"{name} % (mean of WT/TC/ET), mean over seeds"
     heat = heatmap(runs, out / "comparison_heatmap.png", title, main)
     parts = [
@@ -374,6 +375,6 @@ def write_report(
         curves_table(curves),
         *[f"\n![{p.stem}]({p.relative_to(out)})" for p in figures],
     ]
-    md = out / "comparison.md"
+    md = out / COMPARISON_MD
     atomic_write(md, "\n".join(parts) + "\n")
     return md

@@ -37,6 +37,7 @@ from nnunet_holder.evaluate.records import (
     refuse_mixed_parts,
 )
 from nnunet_holder.evaluate.tables import Summary, summarise, summary_markdown, write_case_csv, write_summary
+from nnunet_holder.file_names import PER_CASE_TABLE, SUBSET_TABLE_STEM, TIMING
 from nnunet_holder.parts import Part, atomic_write
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.provenance import Setting
@@ -230,9 +231,9 @@ def merge_evaluation(out_dir: Path) -> Summary:
     setting = first["setting"]
     protocol = setting["protocol"]
     summary = summarise(rows, first["order"], setting["metrics"], modality_names=first["modality_names"])
-    write_case_csv(rows, out_dir / "subset_metrics_per_case.csv")
-    write_summary(summary, out_dir, stem="subset_table", protocol=protocol_line(protocol))
-    (out_dir / "timing.json").write_text(
+    write_case_csv(rows, out_dir / PER_CASE_TABLE)
+    write_summary(summary, out_dir, stem=SUBSET_TABLE_STEM, protocol=protocol_line(protocol))
+    (out_dir / TIMING).write_text(
         json.dumps(
             {"protocol": protocol, "setting": setting, "cases": timings, "failures": failures}, indent=2
         )
