@@ -122,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     back.add_argument(
         "--convention",
         choices=CONVENTION_NAMES,
-        help="2018-2021: labels 1 NCR/NET, 2 ED, 4 ET; 2023-2024: 1 NETC, 2 SNFH, 3 ET. Default: the "
+        help=f"{describe_convention('2018')}; {describe_convention('2023')}. Default: the "
         "brats_convention of the dataset.json (--dataset-json, else the one in pred_dir), else 2018 with a "
         "warning (`nnunet-holder predict` writes no dataset.json: pass --convention 2023 for BraTS 2023+)",
     )

@@ -100,7 +100,8 @@ NNUNET_LABEL_NAMES: dict[int, str] = {1: "Edema", 2: "NCR/NET", 3: "Enhancing"}
 
 # Regions
 
-REGION_NAMES: tuple[str, ...] = ("WT", "TC", "ET")
+WT, TC, ET = "WT", "TC", "ET"
+REGION_NAMES: tuple[str, ...] = (WT, TC, ET)
 NNUNET_REGIONS: tuple[tuple[int, ...], ...] = ((1, 2, 3), (2, 3), (3,))
 """WT, TC, ET as sets of nnU-Net's BraTS labels."""
 NNUNET_LABELS: dict[str, int | list[int]] = {

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nnunet_holder.brats import ET
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, metric_set_columns, score_case
 from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits, to_segmentation
@@ -137,7 +138,7 @@ def evaluate_cases(
     short = modality_names(dataset_json["channel_names"])
     subsets = all_subsets(len(short))
     regions, region_names = regions_from_dataset_labels(dataset_json["labels"])
-    et_index = region_names.index("ET") if "ET" in region_names else None
+    et_index = region_names.index(ET) if ET in region_names else None
     if postprocess_et is not None and et_index is None:
         raise SystemExit("--postprocess-et needs an enhancing-tumour region (ET) in dataset.json's labels")
     setting = evaluation_setting(
