@@ -27,9 +27,15 @@ COMPARISON_STEM = "comparison"
 COMPARISON_JSON = f"{COMPARISON_STEM}.json"
 COMPARISON_MD = f"{COMPARISON_STEM}.md"
 COMPARISON_CSV = f"{COMPARISON_STEM}.csv"
+COMPARISON_HEATMAP = f"{COMPARISON_STEM}_heatmap.png"
 STATUS_JSON = "status.json"
 STATUS_MD = "status.md"
 COMPARE_COMMAND = "compare_command.json"
 
 # convert-brats
 CONVERSION_REPORT = "conversion_report.json"
+
+
+def comparison_csv(kind: str) -> str:
+    """The CSV of a further overlap metric kind of a comparison (the main one's is `COMPARISON_CSV`)."""
+    return f"{COMPARISON_STEM}_{kind}.csv"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from nnunet_holder.brats import MODALITIES
-from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown, gaps
+from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown, ceiling_result
 from nnunet_holder.compare.dedicated import (
     RECORD_KEY,
     derive_subset_dataset,
@@ -28,7 +28,7 @@ from nnunet_holder.compare.dedicated import (
     subset_plans,
 )
 from nnunet_holder.compare.runs import Run
-from nnunet_holder.compare.stats import MEAN_REGION
+from nnunet_holder.compare.stats import MEAN_REGION, metric_result
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
 from nnunet_holder.file_names import SUBSET_TABLE, TIMING
 
@@ -163,7 +163,8 @@ def test_the_gap_to_the_ceiling_and_the_closed_fractions_equal_a_direct_computat
     }
     ceiling = Ceiling(trainer="vanilla", subsets=dedicated, datasets={"T1c": "D1", "Fl": "D2"})
     assert ceiling.covered(order) == ["Fl", "T1c", "Full"]
-    table = gaps(ceiling, models, "drop", order, list(REGIONS))
+    result = ceiling_result(ceiling, metric_result(models, "drop"))
+    table = result.gaps
 
     def mean(by_seed, subset):
         return np.mean(
@@ -183,9 +184,9 @@ def test_the_gap_to_the_ceiling_and_the_closed_fractions_equal_a_direct_computat
             (value[m] - value["drop"]) / (top - value["drop"])
         )
     assert table["vanilla"][MEAN_REGION]["closed_of_vanilla_gap"] == pytest.approx(0)
-    md = ceiling_markdown(ceiling, models, "drop", order, list(REGIONS))
+    md = ceiling_markdown(result)
     assert "| Full (vanilla) |" in md and "mean of the 2 missing-modality subsets above" in md
-    data = json.loads(json.dumps(ceiling_json(ceiling, models, "drop", order, list(REGIONS))))
+    data = json.loads(json.dumps(ceiling_json(result)))
     assert data["subsets"]["Full"][MEAN_REGION] == {
         str(s): pytest.approx(
             np.mean([models["vanilla"][s].stats["Full"][f"Dice_{r}"].mean for r in REGIONS])

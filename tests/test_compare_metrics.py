@@ -25,6 +25,7 @@ from nnunet_holder.file_names import (
     PER_CASE_TABLE,
     SUBSET_TABLE,
     TIMING,
+    comparison_csv,
 )
 from tests.helpers_nnunet import run_cli
 
@@ -81,7 +82,7 @@ def test_the_lesion_wise_section_holds_the_lesion_wise_columns(both, tmp_path):
     std = np.std([_direct(both["B"][s][1], "LesionDice", MISSING) for s in (0, 1)], ddof=1)
     assert "| B | 2 | " in lesion and f"{100 * mean:.1f} ± {100 * std:.1f}" in lesion
     assert "(Dice %, mean ± std over seeds)" in md.split("## Lesion-wise Dice")[0]
-    csv = (tmp_path / "comparison_LesionDice.csv").read_text().splitlines()
+    csv = (tmp_path / comparison_csv("LesionDice")).read_text().splitlines()
     assert csv[0] == "model,seed,region,subset,lesiondice"
 
 
@@ -124,4 +125,4 @@ def test_compare_evaluates_and_reports_both_metric_sets(trained, tmp_path):
     assert 0 <= lesion[FULL][MEAN_REGION]["mean"] <= 1
     md = (out / COMPARISON_MD).read_text()
     assert "## Lesion-wise Dice" in md and "(Dice %, mean ± std over seeds)" in md
-    assert (out / "comparison_LesionDice.csv").is_file()
+    assert (out / comparison_csv("LesionDice")).is_file()

@@ -19,7 +19,13 @@ import pytest
 import torch
 
 from nnunet_holder.evaluate.tables import read_case_csv
-from nnunet_holder.file_names import COMPARISON_CSV, COMPARISON_JSON, COMPARISON_MD, PER_CASE_TABLE
+from nnunet_holder.file_names import (
+    COMPARISON_CSV,
+    COMPARISON_HEATMAP,
+    COMPARISON_JSON,
+    COMPARISON_MD,
+    PER_CASE_TABLE,
+)
 from nnunet_holder.predict.locate import model_folder_in
 from tests.helpers_nnunet import PLANS, run_cli
 
@@ -120,7 +126,7 @@ def test_report_equals_a_direct_computation_from_the_per_case_tables(compared):
         md = (out / COMPARISON_MD).read_text()
         assert f"{100 * diff.mean():+.1f} ({int((diff > 0).sum())}/2)" in md
     assert "## Verdict" in md and "seed" in data["verdict"][0]
-    assert (out / "comparison_heatmap.png").stat().st_size > 0 and (out / COMPARISON_CSV).is_file()
+    assert (out / COMPARISON_HEATMAP).stat().st_size > 0 and (out / COMPARISON_CSV).is_file()
 
 
 def test_the_ceiling_equals_the_dedicated_models_own_evaluations(compared):
