@@ -15,6 +15,13 @@ SUBSET_TABLE_MD = f"{SUBSET_TABLE_STEM}.md"
 PER_CASE_TABLE = "subset_metrics_per_case.csv"
 TIMING = "timing.json"
 VALIDATION_FOLDER = "validation"
+DICE_HEATMAP = "dice_heatmap.png"
+SEGMENTATIONS_FOLDER = "segmentations"
+"""--save-segmentations: one subfolder per subset."""
+SUBSET_CASES_FOLDER = "subset_cases"
+"""Per-case results (rows, timing, setting) of an evaluation, one JSON per case."""
+SUBSET_PARTS_FOLDER = "subset_parts"
+"""One manifest per part (`manifest_part_K_of_N.json`): its cases, failures, table layout and setting."""
 
 # predict
 MODALITY_REPORT_STEM = "modality_report"

@@ -12,11 +12,10 @@ import argparse
 import json
 from pathlib import Path
 
-from nnunet_holder.file_names import MODALITY_REPORT_STEM, SUBSET_TABLE_MD, TIMING
+from nnunet_holder.file_names import MODALITY_REPORT_STEM, SUBSET_PARTS_FOLDER, SUBSET_TABLE_MD, TIMING
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from nnunet_holder.evaluate.records import PARTS_FOLDER
     from nnunet_holder.evaluate.runner import merge_evaluation, print_summary
     from nnunet_holder.predict.partial import merge_reports
 
@@ -25,7 +24,7 @@ def _merge(args: argparse.Namespace) -> int:
     if any(folder.glob(f"{MODALITY_REPORT_STEM}_part_*_of_*.json")):
         print(f"merged the prediction reports into {merge_reports(folder)}")
         merged = True
-    if (folder / PARTS_FOLDER).is_dir():
+    if (folder / SUBSET_PARTS_FOLDER).is_dir():
         summary = merge_evaluation(folder)
         print_summary(summary, json.loads((folder / TIMING).read_text())["protocol"])
         print(f"merged the evaluation parts into {folder / SUBSET_TABLE_MD}")

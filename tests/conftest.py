@@ -36,8 +36,8 @@ worker's queue (pytest-xdist's `--dist loadfile` gives out files in collection o
 def pytest_configure(config: pytest.Config) -> None:
     """Each xdist worker gets its share of the cores as torch threads, and so do the processes it
     starts (`THREAD_POOL_VARIABLES`, which `compare` also sets per slot). With torch's default of
-    a thread per core in both workers, small-tensor tests stalled behind spinning threads: the
-    network-agreement tests took 10-20 s in the suite and 0.4 s alone."""
+    a thread per core in both workers, small-tensor tests stalled behind spinning threads, many
+    times slower in the suite than alone."""
     workers = getattr(config, "workerinput", {}).get("workercount")
     if not workers:
         return

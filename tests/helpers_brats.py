@@ -4,6 +4,7 @@ The file naming and label values come from `nnunet_holder.brats`, the one statem
 tests/test_brats.py pins that module against the names and labels the challenges publish, so a
 naming mistake there fails that test rather than hiding behind the same mistake in these fixtures.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -18,9 +18,16 @@ from nnunet_holder.brats import NNUNET_REGIONS, REGION_NAMES, SHORT_MODALITIES
 from nnunet_holder.evaluate.lesion import evaluate_case_lesionwise
 from nnunet_holder.evaluate.metric_sets import check_metric_sets, metric_set_columns, score_case
 from nnunet_holder.evaluate.metrics import evaluate_case, regions_from_dataset_labels
-from nnunet_holder.evaluate.runner import CASES_FOLDER, PARTS_FOLDER, merge_evaluation
+from nnunet_holder.evaluate.runner import merge_evaluation
 from nnunet_holder.evaluate.tables import paper_subset_order
-from nnunet_holder.file_names import PER_CASE_TABLE, SUBSET_TABLE_MD
+from nnunet_holder.file_names import (
+    DICE_HEATMAP,
+    PER_CASE_TABLE,
+    SEGMENTATIONS_FOLDER,
+    SUBSET_CASES_FOLDER,
+    SUBSET_PARTS_FOLDER,
+    SUBSET_TABLE_MD,
+)
 from tests.helpers_nnunet import run_cli
 from tests.test_predict import MODEL_ARGS
 
@@ -65,8 +72,8 @@ def _fake_evaluation(out: Path, metrics: list[str], rows_metrics: list[str]) -> 
     order = paper_subset_order(MODALITIES)
     columns = metric_set_columns(rows_metrics, REGION_NAMES)
     rows = [{"case": "c1", "subset": s, **{c: 0.5 for c in columns}} for s in order]
-    (out / CASES_FOLDER).mkdir(parents=True)
-    (out / CASES_FOLDER / "c1.json").write_text(
+    (out / SUBSET_CASES_FOLDER).mkdir(parents=True)
+    (out / SUBSET_CASES_FOLDER / "c1.json").write_text(
         json.dumps(
             {
                 "rows": rows,
@@ -75,7 +82,7 @@ def _fake_evaluation(out: Path, metrics: list[str], rows_metrics: list[str]) -> 
             }
         )
     )
-    (out / PARTS_FOLDER).mkdir()
+    (out / SUBSET_PARTS_FOLDER).mkdir()
     manifest = {
         "part_id": 0,
         "num_parts": 1,
@@ -86,7 +93,7 @@ def _fake_evaluation(out: Path, metrics: list[str], rows_metrics: list[str]) -> 
         "modality_names": MODALITIES,
         "setting": {"protocol": "preprocessed", "metrics": metric_set_columns(metrics, REGION_NAMES)},
     }
-    (out / PARTS_FOLDER / "manifest_part_0_of_1.json").write_text(json.dumps(manifest))
+    (out / SUBSET_PARTS_FOLDER / "manifest_part_0_of_1.json").write_text(json.dumps(manifest))
 
 
 def test_lesion_tables_name_their_metric_and_lesion_only_draws_no_heatmap(tmp_path: Path) -> None:
@@ -96,7 +103,7 @@ def test_lesion_tables_name_their_metric_and_lesion_only_draws_no_heatmap(tmp_pa
     text = (tmp_path / SUBSET_TABLE_MD).read_text()
     assert "**Lesion-wise Dice (%), BraTS 2023 GLI rules**" in text
     assert "**Lesion-wise HD95 (mm), BraTS 2023 GLI rules**" in text and "50.0" in text
-    assert not (tmp_path / "dice_heatmap.png").exists()
+    assert not (tmp_path / DICE_HEATMAP).exists()
 
 
 def test_cases_scored_with_other_metrics_are_refused(tmp_path: Path) -> None:
@@ -115,7 +122,7 @@ def test_evaluate_subsets_with_lesion_metrics(trained, tmp_path: Path) -> None:
     )
     for heading in ("Dice (%)", "HD95 (mm)", "Lesion-wise Dice (%), BraTS 2023 GLI", "Lesion-wise HD95 (mm)"):
         assert f"**{heading}" in proc.stdout and f"**{heading}" in (out / SUBSET_TABLE_MD).read_text()
-    assert (out / "dice_heatmap.png").is_file()
+    assert (out / DICE_HEATMAP).is_file()
     dataset_json = json.loads((raw / "dataset.json").read_text())
     regions, names = regions_from_dataset_labels(dataset_json["labels"])
     with (out / PER_CASE_TABLE).open(newline="") as f:
@@ -123,7 +130,7 @@ def test_evaluate_subsets_with_lesion_metrics(trained, tmp_path: Path) -> None:
     assert len(rows) == 3
     for case, row in rows.items():
         reference = sitk.ReadImage(str(raw / "labelsTs" / f"{case}.nii.gz"))
-        prediction = sitk.ReadImage(str(out / "segmentations" / "Full" / f"{case}.nii.gz"))
+        prediction = sitk.ReadImage(str(out / SEGMENTATIONS_FOLDER / "Full" / f"{case}.nii.gz"))
         expected = evaluate_case_lesionwise(
             sitk.GetArrayFromImage(prediction),
             sitk.GetArrayFromImage(reference),

@@ -21,9 +21,11 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits
 from nnunet_holder.file_names import (
+    DICE_HEATMAP,
     MODALITY_REPORT,
     MODALITY_REPORT_CSV,
     PER_CASE_TABLE,
+    SEGMENTATIONS_FOLDER,
     SUBSET_TABLE,
     TIMING,
 )
@@ -348,7 +350,7 @@ def test_evaluate_subsets_cli(trained, tmp_path):
     assert table["order"][0] == "Fl" and table["order"][-1] == "Full" and len(table["order"]) == 15
     rows = (out / PER_CASE_TABLE).read_text().strip().splitlines()
     assert len(rows) == 1 + 3 * 15
-    assert (out / "dice_heatmap.png").stat().st_size > 1000
+    assert (out / DICE_HEATMAP).stat().st_size > 1000
     assert len(list(out.glob("overlay_*.png"))) == 1
     timing = json.loads((out / TIMING).read_text())
     assert timing["protocol"] == "preprocessed" and len(timing["cases"]) == 3
@@ -364,7 +366,7 @@ def test_evaluate_subsets_cli(trained, tmp_path):
     assert [tuple(r) for r in regions] == [tuple(r) for r in label_manager.foreground_regions]
     nnunet = compute_metrics_on_folder(
         str(raw / "labelsTs"),
-        str(out / "segmentations" / "Full"),
+        str(out / SEGMENTATIONS_FOLDER / "Full"),
         None,
         SimpleITKIO(),
         dataset_json["file_ending"],

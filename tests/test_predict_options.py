@@ -18,7 +18,7 @@ from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_holder import cli
 from nnunet_holder.evaluate.tables import read_case_csv
-from nnunet_holder.file_names import MODALITY_REPORT, PER_CASE_TABLE, SUBSET_TABLE
+from nnunet_holder.file_names import MODALITY_REPORT, PER_CASE_TABLE, SUBSET_CASES_FOLDER, SUBSET_TABLE
 from nnunet_holder.parts import Part
 from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.model import load_predictor
@@ -173,7 +173,7 @@ def test_evaluate_subsets_parts_merged_equal_one_run_and_continue(trained, holde
     refused = _holder([*common, "-o", str(single)], trained["env"])
     assert refused.returncode != 0 and "already holds an evaluation" in refused.stderr
     table = json.loads((single / SUBSET_TABLE).read_text())
-    (single / "subset_cases" / "tiny_010.json").unlink()
+    (single / SUBSET_CASES_FOLDER / "tiny_010.json").unlink()
     cont = holder_run([*common, "-o", str(single), "--continue_prediction"], trained["env"])
     assert "2 of 3 cases already evaluated (skipped)" in cont
     assert json.loads((single / SUBSET_TABLE).read_text()) == table

@@ -23,7 +23,13 @@ import SimpleITK as sitk
 from nnunet_holder import cli
 from nnunet_holder.brats import NNUNET_LABELS
 from nnunet_holder.evaluate import runner
-from nnunet_holder.file_names import MODALITY_REPORT, PREDICTION_RECORDS_FOLDER, SUBSET_TABLE, TIMING
+from nnunet_holder.file_names import (
+    MODALITY_REPORT,
+    PREDICTION_RECORDS_FOLDER,
+    SUBSET_CASES_FOLDER,
+    SUBSET_TABLE,
+    TIMING,
+)
 from nnunet_holder.predict import pipeline
 from nnunet_holder.predict.inputs import CaseError
 from nnunet_holder.predict.locate import model_folder_in
@@ -96,7 +102,7 @@ def test_interrupted_evaluation_continued_with_another_model_or_setting_is_refus
         _interrupt_after(m, runner, "atomic_write", 1)
         with pytest.raises(KeyboardInterrupt):
             holder(_evaluate(models, out, A))
-    assert [p.stem for p in (out / "subset_cases").glob("*.json")] == ["tiny_008"]
+    assert [p.stem for p in (out / SUBSET_CASES_FOLDER).glob("*.json")] == ["tiny_008"]
 
     status, _ = holder([*_evaluate(models, out, B), "--continue_prediction"])
     assert isinstance(status, str), status  # refused, not evaluated
@@ -126,7 +132,7 @@ def test_interrupted_evaluation_continued_with_another_model_or_setting_is_refus
     assert (setting["protocol"], setting["postprocess_et"]) == ("preprocessed", None)
     assert setting["metrics"] == json.loads((out / SUBSET_TABLE).read_text())["metrics"]
     for case in CASES:
-        assert json.loads((out / "subset_cases" / f"{case}.json").read_text())["setting"] == setting
+        assert json.loads((out / SUBSET_CASES_FOLDER / f"{case}.json").read_text())["setting"] == setting
 
 
 def test_evaluation_parts_of_different_models_are_not_merged(models, holder, tmp_path):

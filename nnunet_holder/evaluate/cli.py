@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, METRIC_SETS, check_metric_sets
-from nnunet_holder.file_names import PER_CASE_TABLE, SUBSET_TABLE, SUBSET_TABLE_STEM, TIMING
+from nnunet_holder.file_names import DICE_HEATMAP, PER_CASE_TABLE, SUBSET_TABLE, SUBSET_TABLE_STEM, TIMING
 from nnunet_holder.predict.cli import (
     add_model_arguments,
     check_model_arguments,
@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         print_summary(summary, args.protocol)
         written = f"{SUBSET_TABLE_STEM}.md/.csv/.json, {PER_CASE_TABLE}, {TIMING}"
         if "legacy" in args.metrics:
-            written += ", dice_heatmap.png"
+            written += f", {DICE_HEATMAP}"
         if args.save_segmentations:
             written += ", segmentations/<subset>/"
         print(f"\nwritten to {out}: {written}")
