@@ -21,13 +21,12 @@ from pathlib import Path
 
 import torch
 
+from nnunet_holder.brats import MODALITIES, NNUNET_LABELS, REGIONS_CLASS_ORDER
+
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "records" / "benchmarks.md"
 NUM_STAGES = 6
 MAX_FEATURES = 320
-BRATS_CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
-# nnU-Net's region dataset.json for BraTS: sigmoid outputs WT, TC, ET
-BRATS_LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
 _DOC_TITLE = (
     "# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (see `benchmarks/README.md`); every section is "
     "written by its script with `--write` and names the machine it ran on.\n"
@@ -119,8 +118,13 @@ def brats_plans(patch: Sequence[int], batch_size: int = 2, num_stages: int = NUM
 
 def brats_dataset_json() -> dict:
     """dataset.json of a converted BraTS dataset: four channels, three sigmoid regions."""
-    return {"channel_names": dict(BRATS_CHANNELS), "labels": dict(BRATS_LABELS),
-            "regions_class_order": [1, 2, 3], "numTraining": 0, "file_ending": ".nii.gz"}
+    return {
+        "channel_names": {str(i): m for i, m in enumerate(MODALITIES)},
+        "labels": dict(NNUNET_LABELS),
+        "regions_class_order": list(REGIONS_CLASS_ORDER),
+        "numTraining": 0,
+        "file_ending": ".nii.gz",
+    }
 
 
 def parse_device(name: str) -> torch.device:
@@ -146,9 +150,8 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 def cpu_model(cpuinfo: str | None = None) -> str:
     """The CPU's name, family/model and widest vector extension, from /proc/cpuinfo.
 
-    Hosts that report the same name ("AMD EPYC") differ several-fold in 3D-convolution speed:
-    on 2026-12-02 an AVX2-only host trained the CPU experiment scale about 4 times slower than
-    the host of the earlier records, so every timing names the extension it ran with.
+    Hosts that report the same name ("AMD EPYC") differ several-fold in 3D-convolution speed
+    (docs/records/benchmarks.md, "CPU kernels"), so every timing names the extension it ran with.
     """
     if cpuinfo is None:
         try:

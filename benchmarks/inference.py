@@ -49,9 +49,10 @@ from nnunetv2.inference.sliding_window_prediction import compute_steps_for_slidi
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_holder.brats import SHORT_MODALITIES
 from nnunet_holder.evaluate.one_pass import subset_logits
 from nnunet_holder.predict.predictor import HolderPredictor
-from nnunet_holder.subsets import BRATS_MODALITIES, all_subsets, subset_name
+from nnunet_holder.subsets import all_subsets, subset_name
 
 SECTION = "inference"
 NUM_MODALITIES = 4
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     vanilla = predictors["vanilla"]
     data = torch.randn(NUM_MODALITIES, *shape, generator=torch.Generator().manual_seed(0))
     subsets = all_subsets(NUM_MODALITIES)
-    names = BRATS_MODALITIES
+    names = SHORT_MODALITIES
     by_k = {k: next(s for s in subsets if len(s) == k) for k in range(1, NUM_MODALITIES + 1)}
     inputs = {k: with_only(data, s) for k, s in by_k.items()}
     default_limit = predictors["Holder"].batch_limit

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nnunet_holder.conversion.labels import brats_regions
 from scipy import ndimage
 
+from nnunet_holder.brats import REGION_NAMES, brats_regions
 from nnunet_holder.evaluate.lesion import CHALLENGE_RULES, DEFAULT_CHALLENGE, lesion_scores
-from nnunet_holder.evaluate.metrics import BRATS_EMPTY_HD95, BRATS_REGION_NAMES, dice, hd95, region_masks
+from nnunet_holder.evaluate.metrics import BRATS_EMPTY_HD95, dice, hd95, region_masks
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "lesion_metrics.md"
@@ -213,7 +213,7 @@ def our_scores(cases: dict) -> dict:
         out[name] = {}
         regions = brats_regions("2023")
         for region, p, g in zip(
-            BRATS_REGION_NAMES, region_masks(pred, regions), region_masks(ref, regions), strict=True
+            REGION_NAMES, region_masks(pred, regions), region_masks(ref, regions), strict=True
         ):
             score = lesion_scores(p, g, spacing, rules)
             out[name][region] = {
@@ -249,7 +249,7 @@ def compare_2023(ours: dict, theirs: dict) -> tuple[list[Agreement], Agreement]:
     legacy = [Agreement("Legacy Dice (whole region)"), Agreement("Legacy HD95 (whole region)")]
     per_lesion = Agreement("Per-lesion HD95 of matched lesions")
     for case in ours:
-        for region in BRATS_REGION_NAMES:
+        for region in REGION_NAMES:
             a, b = ours[case][region], theirs[case][region]
             where = f"{case} {region}"
             paired = _paired_lesions(a["lesions"], b["lesions"])
@@ -288,7 +288,7 @@ def compare_brats_evaluation(ours: dict, theirs: dict) -> list[Agreement]:
     }
     agreements = {k: Agreement(n) for k, n in names.items()}
     for case in ours:
-        for region in BRATS_REGION_NAMES:
+        for region in REGION_NAMES:
             for key, agreement in agreements.items():
                 agreement.add(
                     ours[case][region][key], theirs[case][region][key], f"{case} {region}", "definition"

@@ -244,7 +244,7 @@ def report(models: list[Model], args: argparse.Namespace, device: torch.device, 
         lines.append(
             f"- {m.name}: step = {step / vanilla.median('step'):.2f} × vanilla; loss side adds "
             f"{(step - backbone) / backbone:+.1%} (step − backbone), {m.median('loss') / backbone:.1%} "
-            "(loss alone) over its backbone step (budget in DESIGN.md: ≤ 10 %)."
+            "(loss alone) over its backbone step (budget: ≤ 10 %, benchmarks/README.md)."
         )
     v_step, v_backbone = vanilla.median("step"), vanilla.median("backbone")
     overhead = (v_step - v_backbone) / v_backbone

@@ -9,11 +9,12 @@ from pathlib import Path
 from nnunet_holder.conversion.back_conversion import resolve_convention, to_brats
 from nnunet_holder.conversion.convert import DEFAULT_NAME, convert_brats
 from nnunet_holder.conversion.fill_missing import fill_missing
-from nnunet_holder.conversion.labels import CONVENTION_NAMES, describe_convention
+from nnunet_holder.conversion.labels import describe_convention
 from nnunet_holder.conversion.problems import ConversionError
 from nnunet_holder.conversion.report import ConversionResult, format_problems, format_summary
 
 from nnunet_holder.availability import ABSENT_KEY
+from nnunet_holder.brats import CONVENTION_NAMES
 
 
 def _print_error(error: Exception) -> None:
@@ -173,7 +174,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     back.add_argument(
         "--convention",
         choices=CONVENTION_NAMES,
-        help="2018-2021: labels 1 NCR/NET, 2 ED, 4 ET; 2023-2024: 1 NETC, 2 SNFH, 3 ET. Default: the "
+        help=f"{describe_convention('2018')}; {describe_convention('2023')}. Default: the "
         "brats_convention of the dataset.json (--dataset-json, else the one in pred_dir), else 2018 with a "
         "warning (`nnunet-holder predict` writes no dataset.json: pass --convention 2023 for BraTS 2023+)",
     )

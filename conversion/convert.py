@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_holder.conversion.case import TEST, TRAIN, CaseJob, CaseOutcome, convert_case
-from nnunet_holder.conversion.labels import NNUNET_LABELS, REGIONS_CLASS_ORDER
 from nnunet_holder.conversion.layouts import MODALITIES, CaseSource, Layout, discover
 from nnunet_holder.conversion.problems import ConversionError, Problem
 from nnunet_holder.conversion.report import ConversionResult
@@ -27,6 +26,8 @@ from nnunet_holder.conversion.splits import SplitLists, read_split_dir
 from tqdm import tqdm
 
 from nnunet_holder.availability import ABSENT_KEY, record_entry
+from nnunet_holder.brats import NNUNET_LABELS, REGIONS_CLASS_ORDER
+from nnunet_holder.file_names import CONVERSION_REPORT
 
 DEFAULT_NAME = "BraTS"
 DATASET_LEVEL = "(dataset)"  # the `case` of problems that concern no single case
@@ -311,7 +312,7 @@ def convert_brats(
             if not any((build / sub).iterdir()):
                 (build / sub).rmdir()
         _write_json(build / "dataset.json", _dataset_json(name, layout, outcomes))
-        _write_json(build / "conversion_report.json", result.to_dict(input_dir))
+        _write_json(build / CONVERSION_REPORT, result.to_dict(input_dir))
         swap_in(build, target)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)

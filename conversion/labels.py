@@ -1,65 +1,24 @@
-"""BraTS label conventions and their mapping to and from nnU-Net's nested region labels.
+"""Mapping BraTS label maps to and from nnU-Net's nested region labels, with checks of their values.
 
-BraTS 2018–2021 label 1 NCR/NET, 2 edema, 4 enhancing; BraTS 2023 GLI 1 NETC, 2 SNFH, 3 ET (2024
-adds 4 = resection cavity). nnU-Net's BraTS datasets use 1 edema, 2 non-enhancing core, 3 enhancing,
-so that the regions nest: whole tumour (1, 2, 3) ⊃ tumour core (2, 3) ⊃ enhancing tumour (3).
+The conventions themselves (which BraTS year uses which label values, and nnU-Net's region labels)
+are stated in `nnunet_holder.brats`; this module applies them to arrays and refuses what they do not
+allow (non-integer values, labels the convention does not know).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_ALIASES = {"2018": "2018", "2019": "2018", "2020": "2018", "2021": "2018", "2023": "2023", "2024": "2023"}
-CONVENTION_NAMES: tuple[str, ...] = tuple(_ALIASES)
-"""Every year `normalize_convention` accepts."""
-BRATS_LABEL_NAMES: dict[str, dict[int, str]] = {
-    "2018": {1: "NCR/NET", 2: "ED", 4: "ET"},
-    "2023": {1: "NETC", 2: "SNFH", 3: "ET"},
-}
-
-TO_NNUNET: dict[str, dict[int, int]] = {
-    "2018": {0: 0, 1: 2, 2: 1, 4: 3},
-    # The 2024 resection cavity (4) is not tumour: it becomes background, with a warning per case.
-    "2023": {0: 0, 1: 2, 2: 1, 3: 3, 4: 0},
-}
-FROM_NNUNET: dict[str, dict[int, int]] = {
-    "2018": {0: 0, 1: 2, 2: 1, 3: 4},
-    "2023": {0: 0, 1: 2, 2: 1, 3: 3},
-}
-RESECTION_CAVITY_2024 = 4
-
-NNUNET_LABELS: dict[str, int | list[int]] = {
-    "background": 0,
-    "whole tumor": [1, 2, 3],
-    "tumor core": [2, 3],
-    "enhancing tumor": [3],
-}
-REGIONS_CLASS_ORDER: list[int] = [1, 2, 3]
+from nnunet_holder.brats import (
+    BRATS_LABEL_NAMES,
+    FROM_NNUNET,
+    RESECTION_CAVITY_2024,
+    TO_NNUNET,
+    normalize_convention,
+)
 
 # |x - round(x)| above this in a float seg means it is not a label map (e.g. it was resampled)
 INTEGER_TOLERANCE = 1e-3
-
-
-def normalize_convention(value: str | int) -> str:
-    """'2018'..'2021' -> '2018' (0/1/2/4), '2023'/'2024' -> '2023' (0/1/2/3)."""
-    key = str(value).strip()
-    if key not in _ALIASES:
-        raise ValueError(f"unknown BraTS label convention {value!r}; use one of {sorted(_ALIASES)}")
-    return _ALIASES[key]
-
-
-def brats_regions(convention: str) -> list[list[int]]:
-    """WT, TC, ET as BraTS label values: 2023 [1, 2, 3], [1, 3], [3]; 2018 [1, 2, 4], [1, 4], [4].
-
-    Derived from nnU-Net's nested regions (`NNUNET_LABELS`) through `FROM_NNUNET`, so each region
-    holds the same voxels whether a case is read in BraTS labels or in nnU-Net's.
-    """
-    mapping = FROM_NNUNET[normalize_convention(convention)]
-    return [
-        sorted(mapping[v] for v in region)
-        for name, region in NNUNET_LABELS.items()
-        if isinstance(region, list)
-    ]
 
 
 def describe_convention(convention: str) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from nnunet_holder.conversion.problems import Problem
 
-# nnU-Net channel order of every converted dataset; dataset.json records it.
-MODALITIES: tuple[str, ...] = ("T1", "T1ce", "T2", "FLAIR")
-SEG = "seg"
+from nnunet_holder.brats import FILE_NAMING, SEG
+from nnunet_holder.brats import MODALITIES as MODALITIES  # re-exported: the conversion reads it here
+
 _SEARCH_DEPTH = 3  # input/, input/HGG/, input/MICCAI_BraTS_2018_Data_Training/HGG/
 
 
@@ -31,19 +31,15 @@ class Layout:
     example: str  # a case folder as the challenge ships it
 
 
-_SUFFIXES_2018 = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR", "seg": SEG}
-_SUFFIXES_2023 = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR", "seg": SEG}
-
-
 def _layout(name: str, description: str, pattern: str, example: str) -> Layout:
-    gli = name == "brats2023"
+    convention = "2023" if name == "brats2023" else "2018"
     return Layout(
         name=name,
         description=description,
         case_pattern=re.compile(pattern, re.I),
-        separator="-" if gli else "_",
-        suffixes=_SUFFIXES_2023 if gli else _SUFFIXES_2018,
-        convention="2023" if gli else "2018",
+        separator=FILE_NAMING[convention].separator,
+        suffixes=FILE_NAMING[convention].roles,
+        convention=convention,
         example=example,
     )
 

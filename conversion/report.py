@@ -8,6 +8,8 @@ from typing import Any
 
 from nnunet_holder.conversion.problems import LEVELS, Problem
 
+from nnunet_holder.file_names import CONVERSION_REPORT
+
 _LISTED = 20  # problems shown per level in the printed summary; the JSON report has all of them
 
 
@@ -31,7 +33,7 @@ class ConversionResult:
 
     @property
     def report_file(self) -> Path:
-        return self.output_dir / "conversion_report.json"
+        return self.output_dir / CONVERSION_REPORT
 
     def to_dict(self, input_dir: Path) -> dict[str, Any]:
         return {
@@ -54,7 +56,7 @@ def format_problems(problems: list[Problem]) -> list[str]:
         of_level = [p for p in problems if p.level == level]
         lines.extend(f"  {p}" for p in of_level[:_LISTED])
         if len(of_level) > _LISTED:
-            lines.append(f"  ... and {len(of_level) - _LISTED} more {level}s (see conversion_report.json)")
+            lines.append(f"  ... and {len(of_level) - _LISTED} more {level}s (see {CONVERSION_REPORT})")
     return lines
 
 

@@ -34,9 +34,10 @@ from nnunet_holder.evaluate.tables import (
     load_summary,
     write_comparison_csv,
 )
+from nnunet_holder.file_names import SUBSET_TABLE
 from nnunet_holder.subsets import all_subsets, subset_name
 
-TABLE_FILE = "subset_table.json"
+TABLE_FILE = SUBSET_TABLE
 LAYOUTS = ("subsets", "regions", "missing")
 _SCALE = {"Dice": (100.0, 1, "Dice (%)"), "HD95": (1.0, 2, "HD95 (mm)")}
 

@@ -1,7 +1,7 @@
 """`nnunet-holder merge-parts FOLDER`: join the outputs of `-num_parts N -part_id K` runs.
 
 After every part of `predict` or `evaluate-subsets` has finished into one folder, this writes the
-joint modality report or subset table (prediction/partial.py `merge_reports`, evaluate/runner.py
+joint modality report or subset table (predict/partial.py `merge_reports`, evaluate/runner.py
 `merge_evaluation`); both refuse while a part is missing or when the parts were made under
 different settings.
 """
@@ -12,21 +12,22 @@ import argparse
 import json
 from pathlib import Path
 
+from nnunet_holder.file_names import MODALITY_REPORT_STEM, SUBSET_PARTS_FOLDER, SUBSET_TABLE_MD, TIMING
+
 
 def _merge(args: argparse.Namespace) -> int:
-    from nnunet_holder.evaluate.records import PARTS_FOLDER
     from nnunet_holder.evaluate.runner import merge_evaluation, print_summary
-    from nnunet_holder.predict.partial import REPORT_STEM, merge_reports
+    from nnunet_holder.predict.partial import merge_reports
 
     folder = Path(args.folder)
     merged = False
-    if any(folder.glob(f"{REPORT_STEM}_part_*_of_*.json")):
+    if any(folder.glob(f"{MODALITY_REPORT_STEM}_part_*_of_*.json")):
         print(f"merged the prediction reports into {merge_reports(folder)}")
         merged = True
-    if (folder / PARTS_FOLDER).is_dir():
+    if (folder / SUBSET_PARTS_FOLDER).is_dir():
         summary = merge_evaluation(folder)
-        print_summary(summary, json.loads((folder / "timing.json").read_text())["protocol"])
-        print(f"merged the evaluation parts into {folder / 'subset_table.md'}")
+        print_summary(summary, json.loads((folder / TIMING).read_text())["protocol"])
+        print(f"merged the evaluation parts into {folder / SUBSET_TABLE_MD}")
         merged = True
     if not merged:
         raise SystemExit(f"{folder} holds no parts of a prediction or an evaluation")

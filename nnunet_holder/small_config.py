@@ -6,9 +6,9 @@ of every stage multiplied by `width` (0.5 by default: 32..128 becomes 16..64 on 
 at 5 mm). Everything else is inherited, including the data identifier, so `3d_small` trains on the
 data `nnUNetv2_plan_and_preprocess` already wrote for `3d_fullres` with nothing re-preprocessed.
 `nnUNetv2_train DATASET 3d_small FOLD -tr ...`, `-p` and nnU-Net's planners keep working (a
-re-run of the planner rewrites the plans file; run `plan-small` again). On that configuration a
-`_small` schedule trains in 1.5-3 minutes per model on a 2-core CPU; how close each model gets
-to its plateau there is measured in docs/records/synthetic_comparison.md.
+re-run of the planner rewrites the plans file; run `plan-small` again). How long a `_small`
+schedule trains on that configuration, and how close each model gets to its plateau there, is in
+docs/records/synthetic_comparison.md.
 """
 
 from __future__ import annotations

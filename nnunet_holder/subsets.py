@@ -12,12 +12,10 @@ from __future__ import annotations
 from itertools import combinations
 from typing import TYPE_CHECKING
 
+from nnunet_holder.brats import SHORT_NAMES
+
 if TYPE_CHECKING:  # torch only where a tensor is made: the CLI's refusals and the tables import this module
     import torch
-
-BRATS_MODALITIES: tuple[str, ...] = ("T1", "T1c", "T2", "Fl")
-"""The short names in BraTS channel order (T1, T1ce, T2, FLAIR), the order of our conversion."""
-
 
 def all_subsets(num_modalities: int) -> list[tuple[int, ...]]:
     """All 2^M - 1 non-empty subsets, by size, then in the paper's order within a size.
@@ -43,22 +41,6 @@ def subset_name(subset: tuple[int, ...], names: tuple[str, ...] | list[str]) -> 
         missing = next(i for i in range(m) if i not in subset)
         return "~" + names[missing]
     return "+".join(names[i] for i in subset)
-
-
-SHORT_NAMES: dict[str, str] = {
-    "t1": "T1",
-    "t1n": "T1",
-    "t1w": "T1",
-    "t1ce": "T1c",
-    "t1c": "T1c",
-    "t1gd": "T1c",
-    "t2": "T2",
-    "t2w": "T2",
-    "flair": "Fl",
-    "fl": "Fl",
-    "t2f": "Fl",
-}
-"""Paper-style names of the BraTS channel names in their known spellings (lower case)."""
 
 
 def modality_names(channel_names: dict[str, str]) -> tuple[str, ...]:

@@ -1,8 +1,8 @@
 """`nnunet-holder trainer-path`: the folder to put in the environment variable nnUNet_extTrainer.
 
 nnU-Net imports every .py file of that folder as a top-level module and forgets it afterwards
-(NOTES.md §5), so the folder holds only a shim that re-exports our trainer classes through
-absolute imports; the classes themselves stay single copies inside `nnunet_holder.trainers`.
+(nnunetv2/utilities/find_objects.py), so the folder holds only a shim that re-exports our trainer
+classes through absolute imports; the classes themselves stay single copies inside `nnunet_holder.trainers`.
 """
 
 from __future__ import annotations

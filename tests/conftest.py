@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.helpers_nnunet import make_raw_dataset, nnunet_env, run_cli
+from nnunet_holder.predict.locate import model_folder_in
+from tests.helpers_nnunet import CONFIGURATION, PLANS, make_raw_dataset, nnunet_env, run_cli
 
 DATASET_ID = 501
 
@@ -35,8 +36,8 @@ worker's queue (pytest-xdist's `--dist loadfile` gives out files in collection o
 def pytest_configure(config: pytest.Config) -> None:
     """Each xdist worker gets its share of the cores as torch threads, and so do the processes it
     starts (`THREAD_POOL_VARIABLES`, which `compare` also sets per slot). With torch's default of
-    a thread per core in both workers, small-tensor tests stalled behind spinning threads: the
-    network-agreement tests took 10-20 s in the suite and 0.4 s alone."""
+    a thread per core in both workers, small-tensor tests stalled behind spinning threads, many
+    times slower in the suite than alone."""
     workers = getattr(config, "workerinput", {}).get("workercount")
     if not workers:
         return
@@ -116,7 +117,7 @@ def train_env(env: dict[str, str]) -> dict[str, str]:
 
 def train_command(trainer: str, *extra: str) -> list[str]:
     """`nnUNetv2_train` of the tiny dataset, fold 0, on the CPU."""
-    return ["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", trainer, "-device", "cpu", *extra]
+    return ["nnUNetv2_train", str(DATASET_ID), CONFIGURATION, "0", "-tr", trainer, "-device", "cpu", *extra]
 
 
 @pytest.fixture(scope="session")
@@ -127,11 +128,8 @@ def trained(tiny_dataset) -> dict:
         "trained",
         lambda: run_cli(train_command("HolderMITrainer_smoke"), train_env(tiny_dataset["env"]), timeout=900),
     )
-    fold = (
-        tiny_dataset["root"]
-        / "results"
-        / tiny_dataset["name"]
-        / "HolderMITrainer_smoke__nnUNetPlans__3d_fullres"
-        / "fold_0"
+    model = model_folder_in(
+        tiny_dataset["root"] / "results", tiny_dataset["name"], "HolderMITrainer_smoke", PLANS, CONFIGURATION
     )
+    fold = model / "fold_0"
     return {**tiny_dataset, "fold": fold, "trainer": "HolderMITrainer_smoke"}

@@ -1,7 +1,8 @@
 """Fabricated BraTS raw folders for the conversion tests: tiny volumes under the real layouts' names.
 
-Each layout's case-folder and file naming is written out literally here (not taken from the code under
-test), so a naming mistake in the conversion cannot hide behind the same mistake in the fixture.
+The file naming and label values come from `nnunet_holder.brats`, the one statement of those facts;
+tests/test_brats.py pins that module against the names and labels the challenges publish, so a
+naming mistake there fails that test rather than hiding behind the same mistake in these fixtures.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_holder.brats import BRATS_LABEL_NAMES, FILE_NAMING, MODALITIES, SEG, TO_NNUNET
+
 SPLITS_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "splits"
 SHAPE = (5, 6, 7)  # numpy (z, y, x)
-ROLES = ("T1", "T1ce", "T2", "FLAIR", "seg")
-SUFFIXES = {
-    "2018": ("_", {"T1": "t1", "T1ce": "t1ce", "T2": "t2", "FLAIR": "flair", "seg": "seg"}),
-    "2023": ("-", {"T1": "t1n", "T1ce": "t1c", "T2": "t2w", "FLAIR": "t2f", "seg": "seg"}),
-}
-BRATS_LABELS = {"2018": (0, 1, 2, 4), "2023": (0, 1, 2, 3)}
-# nnU-Net region labels expected after conversion, written out independently of conversion/labels.py
-EXPECTED_NNUNET = {"2018": {0: 0, 1: 2, 2: 1, 4: 3}, "2023": {0: 0, 1: 2, 2: 1, 3: 3}}
+ROLES = (*MODALITIES, SEG)
+# the label values of a raw BraTS seg (background and the convention's named labels)
+BRATS_LABELS = {convention: (0, *sorted(names)) for convention, names in BRATS_LABEL_NAMES.items()}
+EXPECTED_NNUNET = TO_NNUNET  # the nnU-Net region label of each raw BraTS label after conversion
 
 
 def write_volume(
@@ -40,8 +39,7 @@ def write_volume(
 
 
 def file_path(folder: Path, case_id: str, convention: str, role: str, ext: str = ".nii.gz") -> Path:
-    separator, suffixes = SUFFIXES[convention]
-    return folder / f"{case_id}{separator}{suffixes[role]}{ext}"
+    return folder / FILE_NAMING[convention].file_name(case_id, role, ext)
 
 
 def random_seg(rng: np.random.Generator, convention: str, shape: tuple[int, ...] = SHAPE) -> np.ndarray:

@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
-LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
+from nnunet_holder.brats import MODALITIES, NNUNET_LABELS, REGIONS_CLASS_ORDER
+
+# the plans and configuration every test model is trained with (nnU-Net's defaults)
+PLANS = "nnUNetPlans"
+CONFIGURATION = "3d_fullres"
+CHANNELS = {str(i): m for i, m in enumerate(MODALITIES)}
 # the same label maps read as plain classes (softmax training): the values `_case` writes
 LABEL_CLASSES = {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}
 SHAPE = (24, 24, 24)
@@ -95,7 +99,7 @@ def make_raw_dataset(
         write_image(seg, folder / f"labels{split}" / f"{case}.nii.gz")
     dataset_json: dict[str, object] = {"channel_names": CHANNELS}
     if regions:
-        dataset_json.update(labels=LABELS, regions_class_order=[1, 2, 3])
+        dataset_json.update(labels=NNUNET_LABELS, regions_class_order=REGIONS_CLASS_ORDER)
     else:
         dataset_json["labels"] = LABEL_CLASSES
     dataset_json.update(numTraining=num_train, file_ending=".nii.gz")

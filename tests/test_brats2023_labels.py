@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from nnunet_holder.conversion.back_conversion import resolve_convention
-from nnunet_holder.conversion.labels import brats_regions, describe_convention, nnunet_to_brats
+from nnunet_holder.conversion.labels import describe_convention, nnunet_to_brats
 
-from nnunet_holder.evaluate.metrics import BRATS_REGIONS, region_masks
+from nnunet_holder.brats import NNUNET_REGIONS, brats_regions
+from nnunet_holder.evaluate.metrics import region_masks
 from tests.helpers_brats import read_array, write_volume
 
 SHAPE = (4, 5, 6)
@@ -28,7 +29,7 @@ def test_regions_hold_the_same_voxels_in_brats_and_nnunet_labels(convention: str
     nnunet = np.random.default_rng(5).integers(0, 4, size=(9, 8, 7)).astype(np.uint8)
     brats = nnunet_to_brats(nnunet, convention)
     for ours, theirs in zip(
-        region_masks(nnunet, BRATS_REGIONS), region_masks(brats, brats_regions(convention)), strict=True
+        region_masks(nnunet, NNUNET_REGIONS), region_masks(brats, brats_regions(convention)), strict=True
     ):
         np.testing.assert_array_equal(ours, theirs)
 

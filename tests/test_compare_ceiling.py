@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown, gaps
+from nnunet_holder.brats import MODALITIES
+from nnunet_holder.compare.ceiling import Ceiling, ceiling_json, ceiling_markdown, ceiling_result
 from nnunet_holder.compare.dedicated import (
     RECORD_KEY,
     derive_subset_dataset,
@@ -27,10 +28,11 @@ from nnunet_holder.compare.dedicated import (
     subset_plans,
 )
 from nnunet_holder.compare.runs import Run
-from nnunet_holder.compare.stats import MEAN_REGION
+from nnunet_holder.compare.stats import MEAN_REGION, metric_result
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
+from nnunet_holder.file_names import SUBSET_TABLE, TIMING
 
-BRATS_CHANNELS = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
+BRATS_CHANNELS = {str(i): m for i, m in enumerate(MODALITIES)}
 
 
 def test_subsets_parse_by_name_index_and_complement_in_the_papers_order():
@@ -161,7 +163,8 @@ def test_the_gap_to_the_ceiling_and_the_closed_fractions_equal_a_direct_computat
     }
     ceiling = Ceiling(trainer="vanilla", subsets=dedicated, datasets={"T1c": "D1", "Fl": "D2"})
     assert ceiling.covered(order) == ["Fl", "T1c", "Full"]
-    table = gaps(ceiling, models, "drop", order, list(REGIONS))
+    result = ceiling_result(ceiling, metric_result(models, "drop"))
+    table = result.gaps
 
     def mean(by_seed, subset):
         return np.mean(
@@ -181,9 +184,9 @@ def test_the_gap_to_the_ceiling_and_the_closed_fractions_equal_a_direct_computat
             (value[m] - value["drop"]) / (top - value["drop"])
         )
     assert table["vanilla"][MEAN_REGION]["closed_of_vanilla_gap"] == pytest.approx(0)
-    md = ceiling_markdown(ceiling, models, "drop", order, list(REGIONS))
+    md = ceiling_markdown(result)
     assert "| Full (vanilla) |" in md and "mean of the 2 missing-modality subsets above" in md
-    data = json.loads(json.dumps(ceiling_json(ceiling, models, "drop", order, list(REGIONS))))
+    data = json.loads(json.dumps(ceiling_json(result)))
     assert data["subsets"]["Full"][MEAN_REGION] == {
         str(s): pytest.approx(
             np.mean([models["vanilla"][s].stats["Full"][f"Dice_{r}"].mean for r in REGIONS])
@@ -201,10 +204,10 @@ def test_no_gap_gives_no_fraction():
 def test_a_run_whose_evaluation_had_failed_cases_is_not_evaluated(tmp_path):
     run = Run("T", 0, tmp_path, "Dataset001_X", "nnUNetPlans", "3d_fullres", 0)
     run.evaluation_folder.mkdir(parents=True)
-    (run.evaluation_folder / "subset_table.json").write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
-    (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": ["case_7: bad file"]}))
+    (run.evaluation_folder / SUBSET_TABLE).write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
+    (run.evaluation_folder / TIMING).write_text(json.dumps({"failures": ["case_7: bad file"]}))
     assert not run.evaluated
-    (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": []}))
+    (run.evaluation_folder / TIMING).write_text(json.dumps({"failures": []}))
     assert run.evaluated
 
 

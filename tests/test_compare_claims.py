@@ -35,7 +35,8 @@ from nnunet_holder.compare.claims import (
     read_claim,
 )
 from nnunet_holder.compare.progress import TrainingProgress, num_epochs, run_status, write_status
-from nnunet_holder.compare.runs import TABLE, Run
+from nnunet_holder.compare.runs import Run
+from nnunet_holder.file_names import COMPARISON_JSON, STATUS_JSON, STATUS_MD, SUBSET_TABLE, TIMING
 from nnunet_holder.parts import atomic_write
 
 FORK = multiprocessing.get_context("fork")
@@ -162,7 +163,7 @@ def _write_many(path: str, text: str, times: int) -> None:
 def test_two_writers_of_one_file_never_collide(tmp_path):
     """Two threads replacing the same file: each write lands whole. With one temporary name for every
     writer, one writer's rename took the other's temporary file away (FileNotFoundError)."""
-    target = tmp_path / "status.md"
+    target = tmp_path / STATUS_MD
     errors = []
 
     def write(text: str) -> None:
@@ -241,8 +242,8 @@ def test_the_epoch_count_is_nnunets_own_record(tmp_path):
 
 def _evaluated(run: Run) -> None:
     run.evaluation_folder.mkdir(parents=True)
-    (run.evaluation_folder / TABLE).write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
-    (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": []}))
+    (run.evaluation_folder / SUBSET_TABLE).write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
+    (run.evaluation_folder / TIMING).write_text(json.dumps({"failures": []}))
 
 
 def test_the_status_file_names_every_runs_state(tmp_path):
@@ -261,10 +262,10 @@ def test_the_status_file_names_every_runs_state(tmp_path):
     assert rows["T2"]["state"].startswith("interrupted")
     assert rows["T3"]["state"] == "failed: training T3 seed 0 failed (exit 1)"
     assert rows["T4"]["state"] == "not started" and rows["T4"]["claims"] == 0
-    md = (tmp_path / "status.md").read_text()
+    md = (tmp_path / STATUS_MD).read_text()
     assert "1 of 5 runs done" in md
     assert f"| T1 | 0 | training | 5/10 | 0.500 | 6.0 | 0:00:30 | {HOST} pid" in md
-    assert json.loads((tmp_path / "status.json").read_text())["runs"] == state["runs"]
+    assert json.loads((tmp_path / STATUS_JSON).read_text())["runs"] == state["runs"]
     assert run_status(runs[1], Takeover())["worker"] == f"{HOST} pid {os.getpid()}"
 
 
@@ -285,7 +286,7 @@ def test_a_report_written_while_runs_are_missing_names_each(tmp_path):
     assert "## Missing runs: this report is incomplete" in md
     assert all(f"- {line}" in md for line in missing)
     assert md.index("Missing runs") < md.index("## Verdict")
-    assert json.loads((tmp_path / "comparison.json").read_text())["missing"] == missing
+    assert json.loads((tmp_path / COMPARISON_JSON).read_text())["missing"] == missing
     md = write_incomplete(tmp_path / "none", "# t", {"seeds": []}, missing).read_text()
     assert all(f"- {line}" in md for line in missing)
 

@@ -16,9 +16,17 @@ import numpy as np
 import pytest
 
 from nnunet_holder.compare.report import write_report
-from nnunet_holder.compare.runs import TABLE, Run, overlap_kinds
+from nnunet_holder.compare.runs import Run, overlap_kinds
 from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
+from nnunet_holder.file_names import (
+    COMPARISON_JSON,
+    COMPARISON_MD,
+    PER_CASE_TABLE,
+    SUBSET_TABLE,
+    TIMING,
+    comparison_csv,
+)
 from tests.helpers_nnunet import run_cli
 
 ORDER = paper_subset_order(("T1", "T1c", "T2", "Fl"))
@@ -61,7 +69,7 @@ def test_the_lesion_wise_section_holds_the_lesion_wise_columns(both, tmp_path):
     runs = {m: {s: v[0] for s, v in by_seed.items()} for m, by_seed in both.items()}
     kinds = overlap_kinds(["lesion", "legacy"])
     md = write_report(runs, "A", {}, tmp_path, "# t", {}, kinds=kinds).read_text()
-    data = json.loads((tmp_path / "comparison.json").read_text())
+    data = json.loads((tmp_path / COMPARISON_JSON).read_text())
     assert data["metric"] == "Dice" and list(data["metrics"]) == ["LesionDice"]
     for kind, entry in (("Dice", data), ("LesionDice", data["metrics"]["LesionDice"])):
         for group in (MISSING, FULL):
@@ -74,7 +82,7 @@ def test_the_lesion_wise_section_holds_the_lesion_wise_columns(both, tmp_path):
     std = np.std([_direct(both["B"][s][1], "LesionDice", MISSING) for s in (0, 1)], ddof=1)
     assert "| B | 2 | " in lesion and f"{100 * mean:.1f} ± {100 * std:.1f}" in lesion
     assert "(Dice %, mean ± std over seeds)" in md.split("## Lesion-wise Dice")[0]
-    csv = (tmp_path / "comparison_LesionDice.csv").read_text().splitlines()
+    csv = (tmp_path / comparison_csv("LesionDice")).read_text().splitlines()
     assert csv[0] == "model,seed,region,subset,lesiondice"
 
 
@@ -82,17 +90,17 @@ def test_a_comparison_of_the_lesion_wise_dice_alone_heads_its_tables_with_it(bot
     runs = {m: {s: v[0] for s, v in by_seed.items()} for m, by_seed in both.items()}
     md = write_report(runs, "A", {}, tmp_path, "# t", {}, kinds=overlap_kinds(["lesion"])).read_text()
     assert "(lesion-wise Dice %, mean ± std over seeds)" in md and "(Dice %" not in md
-    assert json.loads((tmp_path / "comparison.json").read_text())["metric"] == "LesionDice"
+    assert json.loads((tmp_path / COMPARISON_JSON).read_text())["metric"] == "LesionDice"
 
 
 def test_a_run_evaluated_without_a_metric_set_asked_for_is_not_evaluated(tmp_path):
     run = Run("T", 0, tmp_path, "Dataset001_X", "nnUNetPlans", "3d_fullres", 0, metrics=("legacy", "lesion"))
     run.evaluation_folder.mkdir(parents=True)
-    (run.evaluation_folder / "timing.json").write_text(json.dumps({"failures": []}))
-    (run.evaluation_folder / TABLE).write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
+    (run.evaluation_folder / TIMING).write_text(json.dumps({"failures": []}))
+    (run.evaluation_folder / SUBSET_TABLE).write_text(json.dumps({"metrics": ["Dice_WT", "HD95_WT"]}))
     assert not run.evaluated
     assert Run("T", 0, tmp_path, "Dataset001_X", "nnUNetPlans", "3d_fullres", 0).evaluated
-    (run.evaluation_folder / TABLE).write_text(
+    (run.evaluation_folder / SUBSET_TABLE).write_text(
         json.dumps({"metrics": ["Dice_WT", "HD95_WT", "LesionDice_WT", "LesionHD95_WT"]})
     )
     assert run.evaluated
@@ -108,13 +116,13 @@ def test_compare_evaluates_and_reports_both_metric_sets(trained, tmp_path):
     args += ["--seeds", "0", "-o", str(out), "--metrics", "legacy", "lesion"]
     stdout = run_cli(args, trained["env"]).stdout
     assert ": training" not in stdout and "report:" in stdout
-    table = json.loads((out / "evaluation" / trained["trainer"] / "seed_0" / TABLE).read_text())
+    table = json.loads((out / "evaluation" / trained["trainer"] / "seed_0" / SUBSET_TABLE).read_text())
     assert {m.split("_")[0] for m in table["metrics"]} == {"Dice", "HD95", "LesionDice", "LesionHD95"}
-    data = json.loads((out / "comparison.json").read_text())
+    data = json.loads((out / COMPARISON_JSON).read_text())
     lesion = data["metrics"]["LesionDice"]["models"][trained["trainer"]]["groups"]
     evaluation = out / "evaluation" / trained["trainer"] / "seed_0"
-    assert "LesionDice_WT" in (evaluation / "subset_metrics_per_case.csv").read_text().splitlines()[0]
+    assert "LesionDice_WT" in (evaluation / PER_CASE_TABLE).read_text().splitlines()[0]
     assert 0 <= lesion[FULL][MEAN_REGION]["mean"] <= 1
-    md = (out / "comparison.md").read_text()
+    md = (out / COMPARISON_MD).read_text()
     assert "## Lesion-wise Dice" in md and "(Dice %, mean ± std over seeds)" in md
-    assert (out / "comparison_LesionDice.csv").is_file()
+    assert (out / comparison_csv("LesionDice")).is_file()

@@ -19,7 +19,15 @@ import pytest
 import torch
 
 from nnunet_holder.evaluate.tables import read_case_csv
-from tests.helpers_nnunet import run_cli
+from nnunet_holder.file_names import (
+    COMPARISON_CSV,
+    COMPARISON_HEATMAP,
+    COMPARISON_JSON,
+    COMPARISON_MD,
+    PER_CASE_TABLE,
+)
+from nnunet_holder.predict.locate import model_folder_in
+from tests.helpers_nnunet import PLANS, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +47,19 @@ def _compare(dataset: dict, out: Path) -> str:
 
 def _direct(out: Path, trainer: str, seed: int, subsets: list[str] | None) -> float:
     """Mean over the test cases and regions (and the given subsets) from the run's per-case CSV."""
-    rows = read_case_csv(out / "evaluation" / trainer / f"seed_{seed}" / "subset_metrics_per_case.csv")
+    rows = read_case_csv(out / "evaluation" / trainer / f"seed_{seed}" / PER_CASE_TABLE)
     keys = [k for k in rows[0] if k.startswith("Dice_")]
     per_subset = {}
     for row in rows:
         per_subset.setdefault(row["subset"], []).append(np.mean([float(row[k]) for k in keys]))
     chosen = subsets if subsets is not None else [s for s in per_subset if s != "Full"]
     return float(np.mean([np.mean(per_subset[s]) for s in chosen]))
+
+
+def _fold(out: Path, seed: int, dataset_name: str, trainer: str) -> Path:
+    """fold_0 of `trainer` in seed `seed`'s results folder of the comparison `out`."""
+    results = out / "models" / f"seed_{seed}"
+    return model_folder_in(results, dataset_name, trainer, PLANS, "3d_small") / "fold_0"
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +80,7 @@ def test_small_configuration_inherits_and_halves_the_features(compared):
     assert small == [round(f / 2) for f in full]
     # trained on 3d_fullres's preprocessed data: no second data folder
     assert not list((plans_file.parent).glob("*3d_small*"))
-    fold = out / "models" / "seed_0" / dataset["name"] / f"{TRAINERS[0]}__nnUNetPlans__3d_small" / "fold_0"
+    fold = _fold(out, 0, dataset["name"], TRAINERS[0])
     weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)[
         "network_weights"
     ]
@@ -97,7 +111,7 @@ def test_plan_small_refuses_to_replace_a_different_entry(compared, tmp_path):
 
 def test_report_equals_a_direct_computation_from_the_per_case_tables(compared):
     _, out, stdout = compared
-    data = json.loads((out / "comparison.json").read_text())
+    data = json.loads((out / COMPARISON_JSON).read_text())
     assert data["seeds"] == list(SEEDS) and data["trainers"] == list(TRAINERS)
     for group, subsets in (("missing", None), ("full", ["Full"])):
         per_model = {}
@@ -109,15 +123,15 @@ def test_report_equals_a_direct_computation_from_the_per_case_tables(compared):
             assert entry["std"] == pytest.approx(np.std(direct, ddof=1), abs=1e-9)
             per_model[trainer] = direct
         diff = np.subtract(per_model[TRAINERS[1]], per_model[TRAINERS[0]])
-        md = (out / "comparison.md").read_text()
+        md = (out / COMPARISON_MD).read_text()
         assert f"{100 * diff.mean():+.1f} ({int((diff > 0).sum())}/2)" in md
     assert "## Verdict" in md and "seed" in data["verdict"][0]
-    assert (out / "comparison_heatmap.png").stat().st_size > 0 and (out / "comparison.csv").is_file()
+    assert (out / COMPARISON_HEATMAP).stat().st_size > 0 and (out / COMPARISON_CSV).is_file()
 
 
 def test_the_ceiling_equals_the_dedicated_models_own_evaluations(compared):
     dataset, out, stdout = compared
-    data = json.loads((out / "comparison.json").read_text())
+    data = json.loads((out / COMPARISON_JSON).read_text())
     ceiling = data["ceiling"]
     derived = ceiling["datasets"]["T1c"]
     raw = Path(dataset["env"]["nnUNet_raw"]) / derived
@@ -132,15 +146,15 @@ def test_the_ceiling_equals_the_dedicated_models_own_evaluations(compared):
     for trainer in TRAINERS:
         value = np.mean([_direct(out, trainer, s, ["T1c"]) for s in SEEDS])
         assert ceiling["gaps"][trainer]["mean"]["gap"] == pytest.approx(top - value, abs=1e-9)
-    md = (out / "comparison.md").read_text()
+    md = (out / COMPARISON_MD).read_text()
     assert "## The ceiling" in md and "| T1c |" in md and "Cost: the ceiling took 2 dedicated trainings" in md
 
 
 def test_an_interrupted_comparison_continues_and_repeats_its_seed(compared):
     dataset, out, _ = compared
-    before = json.loads((out / "comparison.json").read_text())
-    run_dir = out / "models" / "seed_1" / dataset["name"] / f"{TRAINERS[1]}__nnUNetPlans__3d_small" / "fold_0"
-    kept = out / "models" / "seed_0" / dataset["name"] / f"{TRAINERS[0]}__nnUNetPlans__3d_small" / "fold_0"
+    before = json.loads((out / COMPARISON_JSON).read_text())
+    run_dir = _fold(out, 1, dataset["name"], TRAINERS[1])
+    kept = _fold(out, 0, dataset["name"], TRAINERS[0])
     kept_mtime = (kept / "checkpoint_final.pth").stat().st_mtime
     (run_dir / "checkpoint_final.pth").unlink()
     for f in (out / "evaluation" / TRAINERS[1] / "seed_1").iterdir():
@@ -151,7 +165,7 @@ def test_an_interrupted_comparison_continues_and_repeats_its_seed(compared):
     log = (out / "logs" / f"train_{TRAINERS[1]}_seed_1.log").read_text()
     assert f"nnUNet_torch_threads={max(1, len(os.sched_getaffinity(0)) // 2)}" in log
     assert (kept / "checkpoint_final.pth").stat().st_mtime == kept_mtime
-    after = json.loads((out / "comparison.json").read_text())
+    after = json.loads((out / COMPARISON_JSON).read_text())
     # nnUNet_seed with augmentation in the main process: the re-trained run repeats its numbers
     for group in ("missing", "full"):
         b = before["models"][TRAINERS[1]]["groups"][group]["mean"]["per_seed"]
@@ -178,5 +192,5 @@ def test_fewer_trainers_and_seeds_reuse_the_stored_runs(compared):
     args = ["nnunet-holder", "compare", "-d", str(dataset["id"]), "-c", "3d_small", "-tr", TRAINERS[1]]
     stdout = run_cli([*args, "--seeds", "1", "-o", str(out)], env, timeout=900).stdout
     assert ": training" not in stdout and "evaluating" not in stdout
-    data = json.loads((out / "comparison.json").read_text())
+    data = json.loads((out / COMPARISON_JSON).read_text())
     assert data["trainers"] == [TRAINERS[1]] and data["seeds"] == [1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -17,8 +18,10 @@ from nnunet_holder.compare.report import (
     write_csv,
     write_report,
 )
-from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING, group_values, paired, seed_stat, verdict
+from nnunet_holder.compare.result import compare_result
+from nnunet_holder.compare.stats import FULL, MEAN_REGION, MISSING, metric_result, seed_stat
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise
+from nnunet_holder.file_names import COMPARISON_CSV, COMPARISON_JSON, comparison_csv
 from nnunet_holder.subsets import all_subsets, subset_name
 
 ORDER = paper_subset_order(("T1", "T1c", "T2", "Fl"))
@@ -51,15 +54,15 @@ def test_seed_mean_std_and_paired_differences_equal_a_direct_computation():
     rng = np.random.default_rng(0)
     a = {seed: _summary(rng, 0.05) for seed in (0, 1, 2)}
     b = {seed: _summary(rng) for seed in (0, 1, 2)}
+    result = metric_result({"A": {s: v[0] for s, v in a.items()}, "B": {s: v[0] for s, v in b.items()}}, "B")
     for group in (MISSING, FULL):
         for region in (*REGIONS, MEAN_REGION):
             direct_a = [_direct_group(a[s][1], group, region) for s in (0, 1, 2)]
             direct_b = [_direct_group(b[s][1], group, region) for s in (0, 1, 2)]
-            values_a = group_values({s: v[0] for s, v in a.items()}, group, region)
-            stat = seed_stat(values_a)
+            stat = seed_stat(result.groups["A"][group][region])
             assert stat.mean == pytest.approx(np.mean(direct_a), abs=1e-12)
             assert stat.std == pytest.approx(np.std(direct_a, ddof=1), abs=1e-12)
-            d = paired(values_a, group_values({s: v[0] for s, v in b.items()}, group, region))
+            d = result.differences["A"][region][MISSING if group == MISSING else "Full"]
             diffs = np.subtract(direct_a, direct_b)
             assert d.differences == pytest.approx(tuple(diffs), abs=1e-12)
             assert d.wins == int((diffs > 0).sum()) and d.losses == int((diffs < 0).sum())
@@ -73,6 +76,12 @@ def test_one_seed_has_no_spread():
 def _constant(value: float):
     rows = [{"case": "c0", "subset": s, **{f"Dice_{r}": value for r in REGIONS}} for s in ORDER]
     return summarise(rows, ORDER, [f"Dice_{r}" for r in REGIONS])
+
+
+def verdict(model: str, reference: str, model_runs, reference_runs, known_spreads=None) -> str:
+    """The comparison's verdict on `model` against `reference`."""
+    runs = {model: model_runs, reference: reference_runs}
+    return metric_result(runs, reference, known_spreads=known_spreads).verdicts[0]
 
 
 def test_verdict_changes_with_the_numbers():
@@ -112,12 +121,13 @@ def test_one_seed_pair_is_judged_by_its_own_recorded_spread():
 def test_report_files_hold_the_same_numbers(tmp_path):
     rng = np.random.default_rng(1)
     runs = {"A": {s: _summary(rng, 0.1)[0] for s in (0, 1)}, "B": {s: _summary(rng)[0] for s in (0, 1)}}
-    data = to_json(runs, "A", {}, {"dataset": "x"})
+    comparison = compare_result(runs, "A", {})
+    data = to_json(comparison, comparison.main, {"dataset": "x"})
     missing = data["models"]["B"]["groups"][MISSING][MEAN_REGION]
     assert missing["mean"] == pytest.approx(np.mean(list(missing["per_seed"].values())))
-    table = summary_table(runs)
+    table = summary_table(comparison.main)
     assert f"{100 * missing['mean']:.1f} ± {100 * missing['std']:.1f}" in table
-    rows = write_csv(runs, tmp_path / "c.csv").read_text().splitlines()
+    rows = write_csv(comparison.main, tmp_path / "c.csv").read_text().splitlines()
     assert rows[0] == "model,seed,region,subset,dice"
     assert len(rows) == 1 + 2 * 2 * 4 * (len(ORDER) + 1)
     json.dumps(data)  # serialisable
@@ -155,7 +165,6 @@ def test_plateau_start_is_the_first_epoch_of_a_tail_within_tolerance():
             assert abs(curve[start - 1] - curve[-1]) > 0.02
 
 
-
 def test_late_rise_of_a_line_and_convergence():
     ramp = list(np.linspace(0.2, 0.6, 41))  # +0.01 per epoch
     assert late_rise(ramp) == pytest.approx(0.10)  # 11 epochs of the last quarter: 10 steps
@@ -172,7 +181,7 @@ def test_json_and_markdown_verdicts_agree_when_recorded_spreads_judge_a_one_seed
     runs = {"V": {0: _constant(0.779)}, "H": {0: _constant(0.729)}}
     known = {"V": {FULL: 0.004, MISSING: 0.019}, "H": {FULL: 0.006, MISSING: 0.006}}
     md = write_report(runs, "H", {}, tmp_path, "# t", {"dataset": "x"}, known).read_text()
-    data = json.loads((tmp_path / "comparison.json").read_text())
+    data = json.loads((tmp_path / COMPARISON_JSON).read_text())
     assert "On the full set, V is better than H" in data["verdict"][0]
     assert all(f"- {line}" in md for line in data["verdict"])
 
@@ -191,6 +200,53 @@ def test_an_incomplete_test_case_counts_only_for_its_subsets_and_the_table_says_
             seeds[seed] = summarise(rows, ORDER, [f"Dice_{r}" for r in REGIONS])
         runs[model] = seeds
     assert runs["a"][0].stats["Full"]["Dice_WT"].n == 2 and runs["a"][0].stats["~T1c"]["Dice_WT"].n == 3
-    table = seed_table(runs)
+    table = seed_table(metric_result(runs, "a"))
     counts = [2 if s in with_t1c else 3 for s in ORDER]
     assert f"| cases | a | {' | '.join(map(str, counts))} | – |" in table
+
+
+def test_markdown_csv_and_json_show_the_same_numbers(tmp_path):
+    """Every per-seed value of the CSV is the JSON's, and every cell of the Markdown's every-subset
+    table is the seed mean ± std of those values, for the main metric and a further one."""
+    rng = np.random.default_rng(3)
+    kinds = ("Dice", "LesionDice")
+
+    def summary(offset: float):
+        rows = [
+            {
+                "case": f"c{c}",
+                "subset": s,
+                **{f"{k}_{r}": rng.uniform(0.3, 0.9) + offset for k in kinds for r in REGIONS},
+            }
+            for c in range(3)
+            for s in ORDER
+        ]
+        return summarise(rows, ORDER, [f"{k}_{r}" for k in kinds for r in REGIONS])
+
+    runs = {"A": {s: summary(0.05) for s in (0, 1, 2)}, "B": {s: summary(0.0) for s in (0, 1, 2)}}
+    md = write_report(runs, "A", {}, tmp_path, "# t", {}, kinds=kinds).read_text()
+    data = json.loads((tmp_path / COMPARISON_JSON).read_text())
+    for kind, csv_file, models in (
+        ("Dice", tmp_path / COMPARISON_CSV, data["models"]),
+        ("LesionDice", tmp_path / comparison_csv("LesionDice"), data["metrics"]["LesionDice"]["models"]),
+    ):
+        rows = list(csv.DictReader(csv_file.open()))
+        assert len(rows) == 2 * 3 * 4 * (len(ORDER) + 1)
+        for row in rows:
+            entry = models[row["model"]]
+            if row["subset"] == "Missing (mean of 14)":
+                expected = entry["groups"][MISSING][row["region"]]["per_seed"][row["seed"]]
+            else:
+                expected = entry["subsets"][row["subset"]][row["region"]][row["seed"]]
+            assert float(row[kind.lower()]) == pytest.approx(expected, abs=5e-7)
+        table = md.split("Every subset")[1 if kind == "Dice" else 2]
+        for model, entry in models.items():
+            for region in (*REGIONS, MEAN_REGION):
+                line = next(x for x in table.splitlines() if x.startswith(f"| {region} | {model} |"))
+                cells = [c.strip() for c in line.strip("|").split("|")[2:]]
+                values = [entry["subsets"][s][region] for s in ORDER] + [
+                    entry["groups"][MISSING][region]["per_seed"]
+                ]
+                for cell, per_seed in zip(cells, values, strict=True):
+                    stat = seed_stat({int(k): v for k, v in per_seed.items()})
+                    assert cell == f"{100 * stat.mean:.1f} ± {100 * stat.std:.1f}"

@@ -24,6 +24,7 @@ import pytest
 
 from nnunet_holder.compare.claims import ACTIVE, DONE, Claims, process_alive, read_claim
 from nnunet_holder.compare.runs import TRAINING_STARTS
+from nnunet_holder.file_names import COMPARISON_CSV, COMPARISON_JSON, COMPARISON_MD, STATUS_JSON, STATUS_MD
 from tests.helpers_nnunet import run_cli
 
 pytestmark = pytest.mark.slow
@@ -53,11 +54,11 @@ def _first_epoch(out: Path, deadline: float) -> tuple[str, dict]:
 
 
 def _report_without_timings(out: Path) -> tuple[dict, str, str]:
-    data = json.loads((out / "comparison.json").read_text())
+    data = json.loads((out / COMPARISON_JSON).read_text())
     del data["ceiling"]["train_seconds"]  # the epoch times: the only numbers that differ between runs
-    md = (out / "comparison.md").read_text().split("## Training curves")[0]
+    md = (out / COMPARISON_MD).read_text().split("## Training curves")[0]
     md = "\n".join(line for line in md.splitlines() if not line.startswith("Cost:"))
-    return data, md, (out / "comparison.csv").read_text()
+    return data, md, (out / COMPARISON_CSV).read_text()
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +119,11 @@ def test_every_run_was_trained_once_per_claim_that_trained_it(workers):
 
 def test_the_status_file_shows_every_run_done(workers):
     shared, *_ = workers
-    status = json.loads((shared / "status.json").read_text())
+    status = json.loads((shared / STATUS_JSON).read_text())
     assert status["done"] == len(RUNS) and {r["run"] + "_seed_0" for r in status["runs"]} == set(RUNS)
     for row in status["runs"]:
         assert row["state"] == "done" and row["epoch"] == row["num_epochs"] - 1 == 2
-    assert f"{len(RUNS)} of {len(RUNS)} runs done" in (shared / "status.md").read_text()
+    assert f"{len(RUNS)} of {len(RUNS)} runs done" in (shared / STATUS_MD).read_text()
 
 
 def test_the_two_workers_report_equals_the_single_process_report(workers, tiny_dataset):

@@ -21,6 +21,8 @@ from nnunet_holder.conversion import (
 from nnunet_holder.conversion.images import geometry_difference, read_geometry
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
+from nnunet_holder.file_names import CONVERSION_REPORT
+from nnunet_holder.predict.locate import model_folder_in
 from nnunet_holder.synthetic import generate_dataset
 from tests.helpers_brats import (
     EXPECTED_NNUNET,
@@ -34,6 +36,7 @@ from tests.helpers_brats import (
     read_split,
     write_volume,
 )
+from tests.helpers_nnunet import CONFIGURATION, PLANS
 
 PREDICTION_SHAPE = (4, 5, 6)
 LAYOUT_CASES = {
@@ -184,7 +187,7 @@ def test_quirks_are_reported_per_case_and_good_cases_convert(tmp_path: Path, nnu
     assert sorted(p.name for p in (out / "imagesTr").iterdir()) == [
         f"BraTS20_Training_{c}_{ch:04d}.nii.gz" for c in ("001", "003", "355") for ch in range(4)
     ]
-    report = json.loads((out / "conversion_report.json").read_text())
+    report = json.loads((out / CONVERSION_REPORT).read_text())
     assert report["training_cases"] == result.training_cases
     assert set(report["skipped"]) == set(result.skipped)
     assert len(report["problems"]) == len(result.problems)
@@ -347,13 +350,13 @@ def test_overwrite_of_a_preprocessed_and_trained_id_says_they_are_stale(
     # what nnUNetv2_plan_and_preprocess and nnUNetv2_train leave for the id (their first files)
     (preprocessed / "Dataset031_BraTS").mkdir(parents=True)
     (preprocessed / "Dataset031_BraTS" / "dataset_fingerprint.json").write_text("{}")
-    model = results / "Dataset031_BraTS" / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_0"
+    model = model_folder_in(results, "Dataset031_BraTS", "nnUNetTrainer", PLANS, CONFIGURATION) / "fold_0"
     model.mkdir(parents=True)
     (model / "debug.json").write_text("{}")
 
     assert main(["convert-brats", str(tmp_path / "b"), "-d", "31", "-np", "1", "--overwrite"]) == 0
     printed = capsys.readouterr().out
-    report = json.loads((raw / "Dataset031_BraTS" / "conversion_report.json").read_text())
+    report = json.loads((raw / "Dataset031_BraTS" / CONVERSION_REPORT).read_text())
     stale = {p["file"]: p for p in report["problems"] if "stale" in p["message"]}
     assert set(stale) == {str(preprocessed / "Dataset031_BraTS"), str(results / "Dataset031_BraTS")}
     assert all(p["level"] == "warning" for p in stale.values())

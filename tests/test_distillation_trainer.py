@@ -14,8 +14,10 @@ import SimpleITK as sitk
 import torch
 from nnunetv2.run.run_training import get_trainer_from_args
 
+from nnunet_holder.file_names import SUBSET_TABLE_MD
+from nnunet_holder.predict.locate import model_folder_in
 from tests.conftest import DATASET_ID, train_command, train_env
-from tests.helpers_nnunet import run_cli
+from tests.helpers_nnunet import CONFIGURATION, PLANS, run_cli
 
 NETWORKS = ("inputFusion", "featureFusion")
 
@@ -43,15 +45,15 @@ def test_the_distillation_trainer_adds_the_kd_term_and_its_sibling_does_not(in_n
 def test_train_and_predict_a_case_with_missing_modalities(tiny_dataset, tmp_path, network):
     trainer = f"HolderMITrainer_{network}_distill_smoke"
     run_cli(train_command(trainer), train_env(tiny_dataset["env"]), timeout=900)
-    results = tiny_dataset["root"] / "results" / tiny_dataset["name"]
-    fold = results / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
+    results = tiny_dataset["root"] / "results"
+    fold = model_folder_in(results, tiny_dataset["name"], trainer, PLANS, CONFIGURATION) / "fold_0"
     ckpt = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert ckpt["trainer_name"] == trainer and len(ckpt["logging"]["train_losses"]) == 3
     log = next(fold.glob("training_log_*.txt")).read_text()
     # logged to 4 decimals, so its sign is the in-process test's to check
     kd = re.findall(r"train loss parts \(this rank\): dice \S+, hd \S+, mi \S+, kd (\d+\.\d+)", log)
     assert len(kd) == 3, log
-    assert "Full" in (fold / "validation" / "subset_table.md").read_text()
+    assert "Full" in (fold / "validation" / SUBSET_TABLE_MD).read_text()
 
     src = tiny_dataset["root"] / "raw" / tiny_dataset["name"] / "imagesTs"
     missing = tmp_path / "missing"

@@ -18,6 +18,7 @@ import pytest
 import SimpleITK as sitk
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_holder.file_names import MODALITY_REPORT, SEGMENTATIONS_FOLDER, SUBSET_TABLE_MD, TIMING
 from tests.helpers_nnunet import run_cli
 from tests.test_predict import MODEL_ARGS
 
@@ -111,9 +112,9 @@ def test_the_case_gets_another_crop_without_t1_and_t2(trained, runs):
 
 
 def test_raw_protocol_equals_predict_without_the_other_files(runs):
-    evaluated = _seg(runs["raw"] / "segmentations" / SUBSET_NAME / f"{CASE}.nii.gz")
+    evaluated = _seg(runs["raw"] / SEGMENTATIONS_FOLDER / SUBSET_NAME / f"{CASE}.nii.gz")
     predicted = _seg(runs["predicted"] / f"{CASE}_sub.nii.gz")
-    report = {r["case"]: r for r in json.loads((runs["predicted"] / "modality_report.json").read_text())}
+    report = {r["case"]: r for r in json.loads((runs["predicted"] / MODALITY_REPORT).read_text())}
     assert report[f"{CASE}_sub"]["used"] == ["T1ce", "FLAIR"]
     assert evaluated.shape == predicted.shape
     assert np.array_equal(evaluated, predicted), f"{int((evaluated != predicted).sum())} voxels differ"
@@ -123,7 +124,7 @@ def test_raw_protocol_equals_predict_without_the_other_files(runs):
 def test_default_protocol_full_set_equals_predict_on_the_complete_case(runs):
     predicted = _seg(runs["predicted"] / f"{CASE}.nii.gz")
     for protocol in ("preprocessed", "raw"):
-        evaluated = _seg(runs[protocol] / "segmentations" / "Full" / f"{CASE}.nii.gz")
+        evaluated = _seg(runs[protocol] / SEGMENTATIONS_FOLDER / "Full" / f"{CASE}.nii.gz")
         assert np.array_equal(evaluated, predicted), protocol
     assert predicted.any()
 
@@ -131,10 +132,10 @@ def test_default_protocol_full_set_equals_predict_on_the_complete_case(runs):
 @pytest.mark.parametrize("protocol", ["preprocessed", "raw"])
 def test_tables_and_timing_name_the_protocol(runs, protocol):
     out = runs[protocol]
-    assert (out / "subset_table.md").read_text().startswith(f"### Protocol: {protocol}: ")
-    timing = json.loads((out / "timing.json").read_text())
+    assert (out / SUBSET_TABLE_MD).read_text().startswith(f"### Protocol: {protocol}: ")
+    timing = json.loads((out / TIMING).read_text())
     assert timing["protocol"] == protocol and [t["case"] for t in timing["cases"]] == [CASE]
-    assert len(list((out / "segmentations").glob(f"*/{CASE}.nii.gz"))) == 15
+    assert len(list((out / SEGMENTATIONS_FOLDER).glob(f"*/{CASE}.nii.gz"))) == 15
 
 
 def test_cli_protocol_names_are_the_runners():

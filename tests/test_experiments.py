@@ -20,6 +20,7 @@ import pytest
 
 from nnunet_holder.evaluate.metrics import metric_columns
 from nnunet_holder.evaluate.tables import paper_subset_order, summarise, write_summary
+from nnunet_holder.file_names import SUBSET_TABLE
 from nnunet_holder.subsets import all_subsets, subset_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def test_compare_script_subsets_layout_matches_the_inputs(tables, tmp_path):
     stem = tmp_path / "out" / "table2"
     proc = subprocess.run(
         [sys.executable, str(EXPERIMENTS / "compare.py"), f"Holder={root / 's1' / 'A'}",
-         str(root / "s1" / "B" / "subset_table.json"), "-o", str(stem)],
+         str(root / "s1" / "B" / SUBSET_TABLE), "-o", str(stem)],
         capture_output=True, text=True, timeout=120, check=True,
     )
     header = next(line for line in proc.stdout.splitlines() if line.startswith("| Region"))

@@ -12,8 +12,10 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from nnunet_holder.file_names import SUBSET_TABLE_MD
+from nnunet_holder.predict.locate import model_folder_in
 from tests.conftest import DATASET_ID, train_command, train_env
-from tests.helpers_nnunet import run_cli
+from tests.helpers_nnunet import CONFIGURATION, PLANS, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +25,14 @@ MODEL = ["-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0", "-tr", TRAINER, "
 
 def test_train_validate_and_predict_with_missing_modalities(tiny_dataset, tmp_path):
     run_cli(train_command(TRAINER), train_env(tiny_dataset["env"]), timeout=900)
-    model = tiny_dataset["root"] / "results" / tiny_dataset["name"] / f"{TRAINER}__nnUNetPlans__3d_fullres"
+    results = tiny_dataset["root"] / "results"
+    model = model_folder_in(results, tiny_dataset["name"], TRAINER, PLANS, CONFIGURATION)
     fold = model / "fold_0"
     ckpt = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     weights = ckpt["network_weights"]
     assert any(k.startswith("encoder.") for k in weights) and any(k.startswith("decoder.") for k in weights)
     assert not any(k.startswith("backbone.") for k in weights)
-    assert "Full" in (fold / "validation" / "subset_table.md").read_text()
+    assert "Full" in (fold / "validation" / SUBSET_TABLE_MD).read_text()
 
     src = tiny_dataset["root"] / "raw" / tiny_dataset["name"] / "imagesTs"
     zero_filled, missing = tmp_path / "zero_filled", tmp_path / "missing"

@@ -19,8 +19,10 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from nnunet_holder.file_names import MODALITY_REPORT, PER_CASE_TABLE, SUBSET_TABLE, SUBSET_TABLE_MD
+from nnunet_holder.predict.locate import model_folder_in
 from tests.conftest import train_env
-from tests.helpers_nnunet import LABEL_CLASSES, make_raw_dataset, nnunet_env, run_cli
+from tests.helpers_nnunet import CONFIGURATION, LABEL_CLASSES, PLANS, make_raw_dataset, nnunet_env, run_cli
 
 DATASET_ID = 502
 DATASET_NAME = f"Dataset{DATASET_ID:03d}_Tiny"
@@ -46,7 +48,7 @@ def label_model(tmp_path_factory) -> dict:
     run_cli([*plan, "-np", "1", "-npfp", "1"], env)
     train = ["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu"]
     proc = run_cli(train, train_env(env), timeout=900)
-    fold = root / "results" / DATASET_NAME / f"{TRAINER}__nnUNetPlans__3d_fullres" / "fold_0"
+    fold = model_folder_in(root / "results", DATASET_NAME, TRAINER, PLANS, CONFIGURATION) / "fold_0"
     return {"root": root, "env": env, "raw": raw, "fold": fold, "stdout": proc.stdout}
 
 
@@ -90,7 +92,7 @@ def test_final_validation_writes_summary_and_subset_table(label_model):
     for path in validated:
         assert _label_values(path) <= LABEL_VALUES
 
-    table = (validation / "subset_table.md").read_text()
+    table = (validation / SUBSET_TABLE_MD).read_text()
     dice_block = table.split("\n\n**")[0]
     header = next(line for line in dice_block.splitlines() if line.startswith("| Region |"))
     columns = [c.strip() for c in header.strip("|").split("|")][1:]
@@ -99,7 +101,7 @@ def test_final_validation_writes_summary_and_subset_table(label_model):
     rows = [line.split("|")[1].strip() for line in dice_block.splitlines() if line.startswith("| ")][1:]
     assert rows == CLASS_NAMES, rows
     # the same numbers in the JSON twin: one finite Dice per subset and class, over the validation cases
-    data = json.loads((validation / "subset_table.json").read_text())
+    data = json.loads((validation / SUBSET_TABLE).read_text())
     assert data["metrics"] == [f"{m}_{c}" for c in CLASS_NAMES for m in ("Dice", "HD95")]
     for subset in data["order"]:
         for name in CLASS_NAMES:
@@ -130,7 +132,7 @@ def test_holder_predict_with_a_missing_modality(label_model, tmp_path):
     assert f"predicted {NUM_TEST} of {NUM_TEST} cases" in proc.stdout, proc.stdout
     for case in TEST_CASES:
         _assert_label_map_like(out / f"{case}.nii.gz", inp / f"{case}_0000.nii.gz")
-    report = {r["case"]: r for r in json.loads((out / "modality_report.json").read_text())}
+    report = {r["case"]: r for r in json.loads((out / MODALITY_REPORT).read_text())}
     assert set(report) == set(TEST_CASES)
     assert all(r["status"] == "ok" for r in report.values()), report
     assert report[missing_case]["missing"] == ["T2"]
@@ -159,7 +161,7 @@ def test_evaluate_subsets_on_labelled_test_cases(label_model, tmp_path):
         ],
         label_model["env"],
     )
-    table = json.loads((out / "subset_table.json").read_text())
+    table = json.loads((out / SUBSET_TABLE).read_text())
     assert len(table["order"]) == 15 and len(set(table["order"])) == 15
     assert table["order"][0] == "Fl" and table["order"][-1] == "Full"
     assert table["metrics"] == [f"{m}_{c}" for c in CLASS_NAMES for m in ("Dice", "HD95")]
@@ -168,6 +170,6 @@ def test_evaluate_subsets_on_labelled_test_cases(label_model, tmp_path):
             stat = table[subset][f"Dice_{name}"]
             assert stat["mean"] is not None and math.isfinite(stat["mean"]), (subset, name, stat)
             assert 0.0 <= stat["mean"] <= 1.0 and stat["n"] == NUM_TEST, (subset, name, stat)
-    rows = (out / "subset_metrics_per_case.csv").read_text().strip().splitlines()
+    rows = (out / PER_CASE_TABLE).read_text().strip().splitlines()
     assert len(rows) == 1 + NUM_TEST * 15
     assert rows[0].split(",") == ["case", "subset", *table["metrics"]]

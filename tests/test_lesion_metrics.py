@@ -10,9 +10,10 @@ import itertools
 
 import numpy as np
 import pytest
-from nnunet_holder.conversion.labels import brats_regions, nnunet_to_brats
+from nnunet_holder.conversion.labels import nnunet_to_brats
 from scipy import ndimage
 
+from nnunet_holder.brats import NNUNET_REGIONS, REGION_NAMES, brats_regions
 from nnunet_holder.evaluate.lesion import (
     CHALLENGE_RULES,
     CONNECTIVITY,
@@ -24,7 +25,7 @@ from nnunet_holder.evaluate.lesion import (
     lesion_metric_columns,
     lesion_scores,
 )
-from nnunet_holder.evaluate.metrics import BRATS_REGION_NAMES, BRATS_REGIONS, dice, hd95
+from nnunet_holder.evaluate.metrics import dice, hd95
 
 CELL = 28  # lesions ±8 voxels, predictions ±9 voxels around the cell centre: far beyond 2 × dilation
 SHAPE = (2 * CELL, 2 * CELL, 2 * CELL)
@@ -319,15 +320,15 @@ def test_case_scores_in_nnunet_and_brats_2023_labels_agree() -> None:
                     ellipsoid(cell_centre(cell) + rng.integers(-1, 2, 3), (radius + rng.integers(-1, 2),) * 3)
                 ] = label
         spacing = (1.0, 1.2, 0.9)
-        ours = evaluate_case_lesionwise(pred, ref, BRATS_REGIONS, BRATS_REGION_NAMES, spacing)
+        ours = evaluate_case_lesionwise(pred, ref, NNUNET_REGIONS, REGION_NAMES, spacing)
         brats = evaluate_case_lesionwise(
             nnunet_to_brats(pred, "2023"),
             nnunet_to_brats(ref, "2023"),
             brats_regions("2023"),
-            BRATS_REGION_NAMES,
+            REGION_NAMES,
             spacing,
         )
-        assert list(ours) == lesion_metric_columns(BRATS_REGION_NAMES) == list(brats)
+        assert list(ours) == lesion_metric_columns(REGION_NAMES) == list(brats)
         assert ours == brats
         assert ours["LesionDice_WT"] > 0.5 and ours["LesionHD95_ET"] < LESION_HD95_PENALTY
 
@@ -336,9 +337,9 @@ def test_et_postprocessing_applies_to_the_prediction_only() -> None:
     ref = np.zeros(SHAPE, np.uint8)
     ref[ellipsoid(cell_centre(CELLS[0]), (6, 6, 6))] = 1
     ref[ellipsoid(cell_centre(CELLS[0]), (3, 3, 3))] = 3
-    kept = evaluate_case_lesionwise(ref, ref, BRATS_REGIONS, BRATS_REGION_NAMES, (1, 1, 1))
+    kept = evaluate_case_lesionwise(ref, ref, NNUNET_REGIONS, REGION_NAMES, (1, 1, 1))
     emptied = evaluate_case_lesionwise(
-        ref, ref, BRATS_REGIONS, BRATS_REGION_NAMES, (1, 1, 1), et_index=2, postprocess_et_voxels=500
+        ref, ref, NNUNET_REGIONS, REGION_NAMES, (1, 1, 1), et_index=2, postprocess_et_voxels=500
     )
     assert kept["LesionDice_ET"] == 1.0 and emptied["LesionDice_ET"] == 0.0
     assert emptied["LesionHD95_ET"] == LESION_HD95_PENALTY and emptied["LesionDice_WT"] == 1.0

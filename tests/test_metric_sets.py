@@ -14,20 +14,24 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from nnunet_holder.brats import NNUNET_REGIONS, REGION_NAMES, SHORT_MODALITIES
 from nnunet_holder.evaluate.lesion import evaluate_case_lesionwise
 from nnunet_holder.evaluate.metric_sets import check_metric_sets, metric_set_columns, score_case
-from nnunet_holder.evaluate.metrics import (
-    BRATS_REGION_NAMES,
-    BRATS_REGIONS,
-    evaluate_case,
-    regions_from_dataset_labels,
-)
-from nnunet_holder.evaluate.runner import CASES_FOLDER, PARTS_FOLDER, merge_evaluation
+from nnunet_holder.evaluate.metrics import evaluate_case, regions_from_dataset_labels
+from nnunet_holder.evaluate.runner import merge_evaluation
 from nnunet_holder.evaluate.tables import paper_subset_order
+from nnunet_holder.file_names import (
+    DICE_HEATMAP,
+    PER_CASE_TABLE,
+    SEGMENTATIONS_FOLDER,
+    SUBSET_CASES_FOLDER,
+    SUBSET_PARTS_FOLDER,
+    SUBSET_TABLE_MD,
+)
 from tests.helpers_nnunet import run_cli
 from tests.test_predict import MODEL_ARGS
 
-MODALITIES = ["T1", "T1c", "T2", "Fl"]
+MODALITIES = list(SHORT_MODALITIES)
 
 
 def _label_map(rng: np.random.Generator) -> np.ndarray:
@@ -53,9 +57,9 @@ def test_metric_sets_names_order_and_columns() -> None:
     ]
     rng = np.random.default_rng(3)
     pred, ref = _label_map(rng), _label_map(rng)
-    args = (pred, ref, BRATS_REGIONS, BRATS_REGION_NAMES, (1.0, 1.0, 2.0))
+    args = (pred, ref, NNUNET_REGIONS, REGION_NAMES, (1.0, 1.0, 2.0))
     both = score_case(*args, ["lesion", "legacy"], et_index=2, postprocess_et_voxels=5)
-    assert list(both) == metric_set_columns(["legacy", "lesion"], BRATS_REGION_NAMES)
+    assert list(both) == metric_set_columns(["legacy", "lesion"], REGION_NAMES)
     assert both == {
         **evaluate_case(*args, et_index=2, postprocess_et_voxels=5),
         **evaluate_case_lesionwise(*args, et_index=2, postprocess_et_voxels=5),
@@ -66,10 +70,10 @@ def test_metric_sets_names_order_and_columns() -> None:
 def _fake_evaluation(out: Path, metrics: list[str], rows_metrics: list[str]) -> None:
     """The files `evaluate_cases` leaves for `merge_evaluation`: one case, every subset."""
     order = paper_subset_order(MODALITIES)
-    columns = metric_set_columns(rows_metrics, BRATS_REGION_NAMES)
+    columns = metric_set_columns(rows_metrics, REGION_NAMES)
     rows = [{"case": "c1", "subset": s, **{c: 0.5 for c in columns}} for s in order]
-    (out / CASES_FOLDER).mkdir(parents=True)
-    (out / CASES_FOLDER / "c1.json").write_text(
+    (out / SUBSET_CASES_FOLDER).mkdir(parents=True)
+    (out / SUBSET_CASES_FOLDER / "c1.json").write_text(
         json.dumps(
             {
                 "rows": rows,
@@ -78,7 +82,7 @@ def _fake_evaluation(out: Path, metrics: list[str], rows_metrics: list[str]) -> 
             }
         )
     )
-    (out / PARTS_FOLDER).mkdir()
+    (out / SUBSET_PARTS_FOLDER).mkdir()
     manifest = {
         "part_id": 0,
         "num_parts": 1,
@@ -87,19 +91,19 @@ def _fake_evaluation(out: Path, metrics: list[str], rows_metrics: list[str]) -> 
         "title": None,
         "order": order,
         "modality_names": MODALITIES,
-        "setting": {"protocol": "preprocessed", "metrics": metric_set_columns(metrics, BRATS_REGION_NAMES)},
+        "setting": {"protocol": "preprocessed", "metrics": metric_set_columns(metrics, REGION_NAMES)},
     }
-    (out / PARTS_FOLDER / "manifest_part_0_of_1.json").write_text(json.dumps(manifest))
+    (out / SUBSET_PARTS_FOLDER / "manifest_part_0_of_1.json").write_text(json.dumps(manifest))
 
 
 def test_lesion_tables_name_their_metric_and_lesion_only_draws_no_heatmap(tmp_path: Path) -> None:
     _fake_evaluation(tmp_path, ["lesion"], ["lesion"])
     summary = merge_evaluation(tmp_path)
     assert summary.kinds() == ["LesionDice", "LesionHD95"]
-    text = (tmp_path / "subset_table.md").read_text()
+    text = (tmp_path / SUBSET_TABLE_MD).read_text()
     assert "**Lesion-wise Dice (%), BraTS 2023 GLI rules**" in text
     assert "**Lesion-wise HD95 (mm), BraTS 2023 GLI rules**" in text and "50.0" in text
-    assert not (tmp_path / "dice_heatmap.png").exists()
+    assert not (tmp_path / DICE_HEATMAP).exists()
 
 
 def test_cases_scored_with_other_metrics_are_refused(tmp_path: Path) -> None:
@@ -117,16 +121,16 @@ def test_evaluate_subsets_with_lesion_metrics(trained, tmp_path: Path) -> None:
         trained["env"],
     )
     for heading in ("Dice (%)", "HD95 (mm)", "Lesion-wise Dice (%), BraTS 2023 GLI", "Lesion-wise HD95 (mm)"):
-        assert f"**{heading}" in proc.stdout and f"**{heading}" in (out / "subset_table.md").read_text()
-    assert (out / "dice_heatmap.png").is_file()
+        assert f"**{heading}" in proc.stdout and f"**{heading}" in (out / SUBSET_TABLE_MD).read_text()
+    assert (out / DICE_HEATMAP).is_file()
     dataset_json = json.loads((raw / "dataset.json").read_text())
     regions, names = regions_from_dataset_labels(dataset_json["labels"])
-    with (out / "subset_metrics_per_case.csv").open(newline="") as f:
+    with (out / PER_CASE_TABLE).open(newline="") as f:
         rows = {row["case"]: row for row in csv.DictReader(f) if row["subset"] == "Full"}
     assert len(rows) == 3
     for case, row in rows.items():
         reference = sitk.ReadImage(str(raw / "labelsTs" / f"{case}.nii.gz"))
-        prediction = sitk.ReadImage(str(out / "segmentations" / "Full" / f"{case}.nii.gz"))
+        prediction = sitk.ReadImage(str(out / SEGMENTATIONS_FOLDER / "Full" / f"{case}.nii.gz"))
         expected = evaluate_case_lesionwise(
             sitk.GetArrayFromImage(prediction),
             sitk.GetArrayFromImage(reference),

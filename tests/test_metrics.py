@@ -17,10 +17,9 @@ import pytest
 import torch
 from scipy import ndimage
 
+from nnunet_holder.brats import NNUNET_REGIONS, REGION_NAMES
 from nnunet_holder.evaluate.metrics import (
     BRATS_EMPTY_HD95,
-    BRATS_REGION_NAMES,
-    BRATS_REGIONS,
     dice,
     evaluate_case,
     hd95,
@@ -164,11 +163,11 @@ def test_brats_empty_hd95_is_the_brats_volume_diagonal():
 
 def test_region_masks_on_brats_regions():
     seg = np.array([[0, 1, 2], [3, 1, 0], [2, 3, 3]])
-    wt, tc, et = region_masks(seg, BRATS_REGIONS)
+    wt, tc, et = region_masks(seg, NNUNET_REGIONS)
     np.testing.assert_array_equal(wt, (seg == 1) | (seg == 2) | (seg == 3))
     np.testing.assert_array_equal(tc, (seg == 2) | (seg == 3))
     np.testing.assert_array_equal(et, seg == 3)
-    assert BRATS_REGION_NAMES == ("WT", "TC", "ET")
+    assert REGION_NAMES == ("WT", "TC", "ET")
 
 
 def test_label_regions_one_per_foreground_label():
@@ -209,13 +208,13 @@ def test_evaluate_case_postprocesses_the_prediction_only():
     gt[4, 4, 4:6] = 3  # a 2-voxel ET in the reference
     pred = gt.copy()
     spacing = (2.5, 1.0, 0.8)
-    names = list(BRATS_REGION_NAMES)
+    names = list(REGION_NAMES)
 
-    plain = evaluate_case(pred, gt, BRATS_REGIONS, names, spacing)
+    plain = evaluate_case(pred, gt, NNUNET_REGIONS, names, spacing)
     assert list(plain) == metric_columns(names)
     assert all(plain[f"Dice_{r}"] == 1.0 and plain[f"HD95_{r}"] == 0.0 for r in names)
 
-    post = evaluate_case(pred, gt, BRATS_REGIONS, names, spacing, et_index=2, postprocess_et_voxels=3)
+    post = evaluate_case(pred, gt, NNUNET_REGIONS, names, spacing, et_index=2, postprocess_et_voxels=3)
     # had the reference been post-processed too, both ETs would be empty and Dice_ET would be 1
     assert post["Dice_ET"] == 0.0
     assert post["HD95_ET"] == BRATS_EMPTY_HD95
@@ -230,8 +229,8 @@ def test_evaluate_case_matches_per_region_metrics():
     gt = rng.integers(0, 4, size=shape)
     pred = np.where(rng.random(shape) < 0.2, rng.integers(0, 4, size=shape), gt)
     spacing = (1.0, 1.5, 0.7)
-    result = evaluate_case(pred, gt, BRATS_REGIONS, BRATS_REGION_NAMES, spacing)
-    for name, region in zip(BRATS_REGION_NAMES, BRATS_REGIONS, strict=True):
+    result = evaluate_case(pred, gt, NNUNET_REGIONS, REGION_NAMES, spacing)
+    for name, region in zip(REGION_NAMES, NNUNET_REGIONS, strict=True):
         p, g = np.isin(pred, region), np.isin(gt, region)
         assert result[f"Dice_{name}"] == pytest.approx(monai_dice(p, g), abs=1e-6)
         assert result[f"HD95_{name}"] == pytest.approx(monai_hd95(p, g, spacing), abs=HD95_TOL_MM)
@@ -240,11 +239,11 @@ def test_evaluate_case_matches_per_region_metrics():
 def test_evaluate_case_argument_checks():
     seg = np.zeros((3, 3, 3), np.uint8)
     with pytest.raises(ValueError, match="et_index"):
-        evaluate_case(seg, seg, BRATS_REGIONS, BRATS_REGION_NAMES, (1, 1, 1), postprocess_et_voxels=500)
+        evaluate_case(seg, seg, NNUNET_REGIONS, REGION_NAMES, (1, 1, 1), postprocess_et_voxels=500)
     with pytest.raises(ValueError, match="shape"):
-        evaluate_case(seg, seg[:2], BRATS_REGIONS, BRATS_REGION_NAMES, (1, 1, 1))
+        evaluate_case(seg, seg[:2], NNUNET_REGIONS, REGION_NAMES, (1, 1, 1))
     with pytest.raises(ValueError, match="region names"):
-        evaluate_case(seg, seg, BRATS_REGIONS, ["WT"], (1, 1, 1))
+        evaluate_case(seg, seg, NNUNET_REGIONS, ["WT"], (1, 1, 1))
 
 
 MONAI_CROSS_CHECKS = (

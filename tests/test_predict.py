@@ -20,6 +20,15 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits
+from nnunet_holder.file_names import (
+    DICE_HEATMAP,
+    MODALITY_REPORT,
+    MODALITY_REPORT_CSV,
+    PER_CASE_TABLE,
+    SEGMENTATIONS_FOLDER,
+    SUBSET_TABLE,
+    TIMING,
+)
 from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.inputs import read_case, scan_folder
 from nnunet_holder.predict.model import load_predictor, parse_modalities
@@ -133,7 +142,7 @@ def test_predict_cli_on_a_mixed_folder(trained, tmp_path):
     for case in ("tiny_008", "tiny_009", "tiny_010"):
         assert (out / f"{case}.nii.gz").is_file(), proc.stdout + proc.stderr
     assert not (out / "broken.nii.gz").exists() and not (out / "mismatch.nii.gz").exists()
-    report = {r["case"]: r for r in json.loads((out / "modality_report.json").read_text())}
+    report = {r["case"]: r for r in json.loads((out / MODALITY_REPORT).read_text())}
     assert report["tiny_008"]["used"] == ["T1", "T1ce", "T2", "FLAIR"]
     assert report["tiny_009"]["used"] == ["T1", "FLAIR"] and report["tiny_009"]["missing"] == ["T1ce", "T2"]
     assert report["tiny_010"]["zero_filled"] == ["T1ce"] and report["tiny_010"]["used"] == [
@@ -144,7 +153,7 @@ def test_predict_cli_on_a_mixed_folder(trained, tmp_path):
     assert report["broken"]["status"] == "failed" and "broken_0002.nii.gz" in report["broken"]["error"]
     assert "spacing" in report["mismatch"]["error"] and "mismatch_0003.nii.gz" in report["mismatch"]["error"]
     assert "broken_0002.nii.gz" in proc.stdout
-    with open(out / "modality_report.csv", newline="") as f:
+    with open(out / MODALITY_REPORT_CSV, newline="") as f:
         assert len(list(csv.DictReader(f))) == 5
 
 
@@ -180,7 +189,7 @@ def test_nan_and_flat_files_are_named_in_the_report_and_treated_as_missing(train
     _copy_case(src, "tiny_010", inp, channels=(0, 2, 3), new_name="flat_absent")
     run_cli(["nnunet-holder", "predict", "-i", str(inp), "-o", str(out), *MODEL_ARGS], trained["env"])
 
-    report = {r["case"]: r for r in json.loads((out / "modality_report.json").read_text())}
+    report = {r["case"]: r for r in json.loads((out / MODALITY_REPORT).read_text())}
     voxels = int(np.prod(sitk.ReadImage(str(inp / "all_nan_0000.nii.gz")).GetSize()))
     assert report["all_nan"]["unusable"] == ["T1ce"] and report["all_nan"]["zero_filled"] == []
     (nan_note,) = report["all_nan"]["notes"]
@@ -195,7 +204,7 @@ def test_nan_and_flat_files_are_named_in_the_report_and_treated_as_missing(train
         assert report[case]["status"] == "ok"
         seg, expected = (_read_seg(out / f"{c}.nii.gz") for c in (case, same_as))
         np.testing.assert_array_equal(seg, expected, err_msg=f"{case} vs {same_as}")
-    with open(out / "modality_report.csv", newline="") as f:
+    with open(out / MODALITY_REPORT_CSV, newline="") as f:
         rows = {r["case"]: r for r in csv.DictReader(f)}
     assert rows["flat"]["notes"] == flat_note
 
@@ -337,13 +346,13 @@ def test_evaluate_subsets_cli(trained, tmp_path):
         trained["env"],
     )
     assert "### Protocol: preprocessed" in proc.stdout
-    table = json.loads((out / "subset_table.json").read_text())
+    table = json.loads((out / SUBSET_TABLE).read_text())
     assert table["order"][0] == "Fl" and table["order"][-1] == "Full" and len(table["order"]) == 15
-    rows = (out / "subset_metrics_per_case.csv").read_text().strip().splitlines()
+    rows = (out / PER_CASE_TABLE).read_text().strip().splitlines()
     assert len(rows) == 1 + 3 * 15
-    assert (out / "dice_heatmap.png").stat().st_size > 1000
+    assert (out / DICE_HEATMAP).stat().st_size > 1000
     assert len(list(out.glob("overlay_*.png"))) == 1
-    timing = json.loads((out / "timing.json").read_text())
+    timing = json.loads((out / TIMING).read_text())
     assert timing["protocol"] == "preprocessed" and len(timing["cases"]) == 3
 
     # The full-set Dice of the table against nnU-Net's own evaluation of the saved segmentations.
@@ -357,7 +366,7 @@ def test_evaluate_subsets_cli(trained, tmp_path):
     assert [tuple(r) for r in regions] == [tuple(r) for r in label_manager.foreground_regions]
     nnunet = compute_metrics_on_folder(
         str(raw / "labelsTs"),
-        str(out / "segmentations" / "Full"),
+        str(out / SEGMENTATIONS_FOLDER / "Full"),
         None,
         SimpleITKIO(),
         dataset_json["file_ending"],

@@ -18,6 +18,7 @@ from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
 
 from nnunet_holder import cli
 from nnunet_holder.evaluate.tables import read_case_csv
+from nnunet_holder.file_names import MODALITY_REPORT, PER_CASE_TABLE, SUBSET_CASES_FOLDER, SUBSET_TABLE
 from nnunet_holder.parts import Part
 from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.model import load_predictor
@@ -115,7 +116,7 @@ def test_reruns_refuse_then_continue_then_overwrite(trained, partial_inputs, one
     args = ["predict", "-i", str(partial_inputs), "-o", str(out), *MODEL, *FAST]
     cont = holder_run([*args, "--c"], trained["env"])
     assert "1 to predict, 2 already predicted (skipped)" in cont
-    report = {r["case"]: r for r in json.loads((out / "modality_report.json").read_text())}
+    report = {r["case"]: r for r in json.loads((out / MODALITY_REPORT).read_text())}
     assert [report[c]["status"] for c in CASES] == ["skipped", "ok", "skipped"]
     # the skipped cases keep what the first run found out about them
     assert report["tiny_008"]["used"] == ["T1", "T1ce", "T2", "FLAIR"]
@@ -143,8 +144,8 @@ def test_two_parts_merged_equal_one_run(trained, partial_inputs, one_run, holder
     assert _holder_here(["merge-parts", str(out)]) is None
     for case in CASES:
         np.testing.assert_array_equal(_seg(out / f"{case}.nii.gz"), _seg(one_run / f"{case}.nii.gz"))
-    merged = json.loads((out / "modality_report.json").read_text())
-    assert merged == json.loads((one_run / "modality_report.json").read_text())
+    merged = json.loads((out / MODALITY_REPORT).read_text())
+    assert merged == json.loads((one_run / MODALITY_REPORT).read_text())
 
     (out / "modality_report_part_1_of_2.json").unlink()
     assert "part(s) [1] of 2" in _holder_here(["merge-parts", str(out)])
@@ -160,22 +161,22 @@ def test_evaluate_subsets_parts_merged_equal_one_run_and_continue(trained, holde
         part = ["-num_parts", "2", "-part_id", str(k)]
         stdout = holder_run([*common, "-o", str(parts), *part], trained["env"])
         assert "merge-parts" in stdout
-    assert not (parts / "subset_table.json").exists()
+    assert not (parts / SUBSET_TABLE).exists()
     assert _holder_here(["merge-parts", str(parts)]) is None
-    assert json.loads((parts / "subset_table.json").read_text()) == json.loads(
-        (single / "subset_table.json").read_text()
+    assert json.loads((parts / SUBSET_TABLE).read_text()) == json.loads(
+        (single / SUBSET_TABLE).read_text()
     )
-    assert read_case_csv(parts / "subset_metrics_per_case.csv") == read_case_csv(
-        single / "subset_metrics_per_case.csv"
+    assert read_case_csv(parts / PER_CASE_TABLE) == read_case_csv(
+        single / PER_CASE_TABLE
     )
 
     refused = _holder([*common, "-o", str(single)], trained["env"])
     assert refused.returncode != 0 and "already holds an evaluation" in refused.stderr
-    table = json.loads((single / "subset_table.json").read_text())
-    (single / "subset_cases" / "tiny_010.json").unlink()
+    table = json.loads((single / SUBSET_TABLE).read_text())
+    (single / SUBSET_CASES_FOLDER / "tiny_010.json").unlink()
     cont = holder_run([*common, "-o", str(single), "--continue_prediction"], trained["env"])
     assert "2 of 3 cases already evaluated (skipped)" in cont
-    assert json.loads((single / "subset_table.json").read_text()) == table
+    assert json.loads((single / SUBSET_TABLE).read_text()) == table
 
 
 def test_save_probabilities_in_nnunet_format(trained, partial_inputs, holder_run, tmp_path):
@@ -246,10 +247,10 @@ def test_interrupted_export_leaves_no_half_written_segmentation(trained, monkeyp
 
 
 def test_report_gives_the_validation_dice_of_the_case_subset(trained, one_run):
-    report = {r["case"]: r for r in json.loads((one_run / "modality_report.json").read_text())}
+    report = {r["case"]: r for r in json.loads((one_run / MODALITY_REPORT).read_text())}
     expected = report["tiny_009"]["expected_dice"]  # T1 + FLAIR
     assert expected["subset"] == "T1+Fl" and set(expected["with_one_more"]) == {"T1c", "T2"}
-    rows = read_case_csv(trained["fold"] / "validation" / "subset_metrics_per_case.csv")
+    rows = read_case_csv(trained["fold"] / "validation" / PER_CASE_TABLE)
     for subset, stats in (("T1+Fl", expected["dice"]), ("~T2", expected["with_one_more"]["T1c"])):
         et = [r["Dice_ET"] for r in rows if r["subset"] == subset]
         assert stats["ET"] == pytest.approx([np.mean(et), np.std(et)])

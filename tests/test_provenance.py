@@ -19,14 +19,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from nnunet_holder.conversion.labels import NNUNET_LABELS
 
 from nnunet_holder import cli
+from nnunet_holder.brats import NNUNET_LABELS
 from nnunet_holder.evaluate import runner
+from nnunet_holder.file_names import (
+    MODALITY_REPORT,
+    PREDICTION_RECORDS_FOLDER,
+    SUBSET_CASES_FOLDER,
+    SUBSET_TABLE,
+    TIMING,
+)
 from nnunet_holder.predict import pipeline
 from nnunet_holder.predict.inputs import CaseError
+from nnunet_holder.predict.locate import model_folder_in
 from tests.conftest import DATASET_ID, run_once, train_command, train_env
-from tests.helpers_nnunet import LABEL_CLASSES, run_cli
+from tests.helpers_nnunet import CONFIGURATION, LABEL_CLASSES, PLANS, run_cli
 
 A, B = "HolderMITrainer_smoke", "nnUNetTrainer_smoke"
 # nnUNetv2_predict's sequential mode (ours too): no worker processes, each of which would import torch
@@ -94,13 +102,13 @@ def test_interrupted_evaluation_continued_with_another_model_or_setting_is_refus
         _interrupt_after(m, runner, "atomic_write", 1)
         with pytest.raises(KeyboardInterrupt):
             holder(_evaluate(models, out, A))
-    assert [p.stem for p in (out / "subset_cases").glob("*.json")] == ["tiny_008"]
+    assert [p.stem for p in (out / SUBSET_CASES_FOLDER).glob("*.json")] == ["tiny_008"]
 
     status, _ = holder([*_evaluate(models, out, B), "--continue_prediction"])
     assert isinstance(status, str), status  # refused, not evaluated
     assert "case tiny_008" in status and f'trainer: "{A}" (recorded) vs "{B}" (this run)' in status
     assert "--overwrite" in status
-    assert not (out / "subset_table.json").exists()
+    assert not (out / SUBSET_TABLE).exists()
     for extra, named in (
         (["-step_size", "0.75"], "step_size: 0.5 (recorded) vs 0.75 (this run)"),
         (["--postprocess-et", "5"], "postprocess_et: null (recorded) vs 5 (this run)"),
@@ -114,17 +122,17 @@ def test_interrupted_evaluation_continued_with_another_model_or_setting_is_refus
 
     status, stdout = holder([*_evaluate(models, out, A), "--continue_prediction"])
     assert status == 0 and "1 of 3 cases already evaluated (skipped)" in stdout
-    timing = json.loads((out / "timing.json").read_text())
+    timing = json.loads((out / TIMING).read_text())
     assert [c["case"] for c in timing["cases"]] == list(CASES)
     setting = timing["setting"]
-    assert setting["model"] == f"{models['name']}/{A}__nnUNetPlans__3d_fullres"
+    assert setting["model"] == model_folder_in(Path(), models["name"], A, PLANS, CONFIGURATION).as_posix()
     assert [setting[k] for k in ("trainer", "plans", "configuration")] == [A, "nnUNetPlans", "3d_fullres"]
     assert (setting["folds"], setting["checkpoint"]) == ([0], "checkpoint_final.pth")
     assert (setting["mirroring"], setting["step_size"]) == (False, 0.5)
     assert (setting["protocol"], setting["postprocess_et"]) == ("preprocessed", None)
-    assert setting["metrics"] == json.loads((out / "subset_table.json").read_text())["metrics"]
+    assert setting["metrics"] == json.loads((out / SUBSET_TABLE).read_text())["metrics"]
     for case in CASES:
-        assert json.loads((out / "subset_cases" / f"{case}.json").read_text())["setting"] == setting
+        assert json.loads((out / SUBSET_CASES_FOLDER / f"{case}.json").read_text())["setting"] == setting
 
 
 def test_evaluation_parts_of_different_models_are_not_merged(models, holder, tmp_path):
@@ -135,13 +143,13 @@ def test_evaluation_parts_of_different_models_are_not_merged(models, holder, tmp
     status, _ = holder(["merge-parts", str(out)])
     assert isinstance(status, str), status
     assert "part 1 of the evaluation" in status and f'trainer: "{B}" (part 1) vs "{A}" (part 0)' in status
-    assert not (out / "subset_table.json").exists()
+    assert not (out / SUBSET_TABLE).exists()
 
     # the old part 1 is replaced under part 0's setting: now they merge
     status, _ = holder([*_evaluate(models, out, A), "-num_parts", "2", "-part_id", "1", "--overwrite"])
     assert status == 0
     status, _ = holder(["merge-parts", str(out)])
-    assert status == 0 and json.loads((out / "timing.json").read_text())["setting"]["trainer"] == A
+    assert status == 0 and json.loads((out / TIMING).read_text())["setting"]["trainer"] == A
 
 
 def _predict(models, inp: Path, out: Path, trainer: str, *extra: str) -> list[str]:
@@ -167,12 +175,12 @@ def test_interrupted_prediction_continued_with_another_model_is_refused(
 
     status, stdout = holder(_predict(models, models["images"], out, A, "--continue_prediction"))
     assert status == 0 and "2 to predict, 1 already predicted (skipped)" in stdout
-    report = json.loads((out / "modality_report.json").read_text())
+    report = json.loads((out / MODALITY_REPORT).read_text())
     assert [r["status"] for r in report] == ["skipped", "ok", "ok"]
     assert all(r["setting"]["trainer"] == A and r["setting"]["folds"] == [0] for r in report)
 
     # a segmentation without a record of what made it (e.g. written by nnUNetv2_predict) is not skipped
-    (out / "prediction_records" / "tiny_009.json").unlink()
+    (out / PREDICTION_RECORDS_FOLDER / "tiny_009.json").unlink()
     status, _ = holder(_predict(models, models["images"], out, A, "--continue_prediction"))
     assert isinstance(status, str) and "tiny_009.nii.gz" in status and "no record" in status, status
 
@@ -186,7 +194,7 @@ def test_prediction_parts_of_different_models_are_not_merged(models, holder, tmp
     status, _ = holder(["merge-parts", str(out)])
     assert isinstance(status, str), status
     assert "modality_report_part_1_of_2.json" in status and f'trainer: "{B}"' in status
-    assert not (out / "modality_report.json").exists()
+    assert not (out / MODALITY_REPORT).exists()
 
 
 TORCH_PROBE = """
@@ -247,7 +255,7 @@ def test_labels_outside_the_dataset_fail_their_case_and_the_run(models, holder, 
     assert f"case tiny_009 ({labels / 'tiny_009.nii.gz'})" in nine and "label values [9]" in nine
     assert "raw BraTS" not in nine
     # the good case is evaluated
-    timing = json.loads((out / "timing.json").read_text())
+    timing = json.loads((out / TIMING).read_text())
     assert [c["case"] for c in timing["cases"]] == ["tiny_010"] and len(timing["failures"]) == 2
 
 

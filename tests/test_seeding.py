@@ -29,9 +29,10 @@ from nnunet_holder.trainers.seeding import (
     worker_seeds,
 )
 
+from nnunet_holder.predict.locate import model_folder_in
 from nnunet_holder.subsets import all_subsets
 from tests.conftest import DATASET_ID, train_env
-from tests.helpers_nnunet import experiment_variant, run_cli
+from tests.helpers_nnunet import CONFIGURATION, PLANS, experiment_variant, run_cli
 
 STEPS = 3
 
@@ -181,7 +182,7 @@ def test_a_resumed_seeded_run_continues_the_run_it_resumes(tiny_dataset, tmp_pat
         "nnUNet_extTrainer": os.pathsep.join([str(ext), tiny_dataset["env"]["nnUNet_extTrainer"]]),
     }
     command = ["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", PROBE, "-device", "cpu"]
-    model = Path(tiny_dataset["name"]) / f"{PROBE}__nnUNetPlans__3d_fullres" / "fold_0"
+    model = model_folder_in(Path(), tiny_dataset["name"], PROBE, PLANS, CONFIGURATION) / "fold_0"
     through, resumed = tmp_path / "through", tmp_path / "resumed"
     run_cli(command, {**env, "nnUNet_results": str(through)}, timeout=900)
     # the run interrupted after epoch 0: its folder as it was then, checkpoint_latest of epoch 0

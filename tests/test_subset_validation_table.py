@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from nnunet_holder.evaluate.tables import read_case_csv
+from nnunet_holder.file_names import MODALITY_REPORT, PER_CASE_TABLE, SUBSET_TABLE_MD
+from nnunet_holder.predict.locate import model_folder_in
 from nnunet_holder.subsets import all_subsets, modality_names, subset_name
 from tests.conftest import DATASET_ID, train_command, train_env
-from tests.helpers_nnunet import CHANNELS, run_cli
+from tests.helpers_nnunet import CHANNELS, CONFIGURATION, PLANS, run_cli
 
 TRAINER = "nnUNetTrainerModalityDropout_fullHalf_smoke"
 
@@ -25,19 +27,20 @@ TRAINER = "nnUNetTrainerModalityDropout_fullHalf_smoke"
 def test_dropout_training_writes_the_table_and_predict_expects_dice(tiny_dataset, tmp_path):
     env = {**train_env(tiny_dataset["env"]), "nnUNet_results": str(tmp_path / "results")}
     run_cli(train_command(TRAINER), env, timeout=900)
-    fold = tmp_path / "results" / tiny_dataset["name"] / f"{TRAINER}__nnUNetPlans__3d_fullres" / "fold_0"
+    model = model_folder_in(tmp_path / "results", tiny_dataset["name"], TRAINER, PLANS, CONFIGURATION)
+    fold = model / "fold_0"
     validation = fold / "validation"
     nnunet_cases = {
         c["prediction_file"].rsplit("/", 1)[-1].removesuffix(".nii.gz")
         for c in json.loads((validation / "summary.json").read_text())["metric_per_case"]
     }
-    rows = read_case_csv(validation / "subset_metrics_per_case.csv")
+    rows = read_case_csv(validation / PER_CASE_TABLE)
     names = [subset_name(s, modality_names(CHANNELS)) for s in all_subsets(len(CHANNELS))]
     assert {r["case"] for r in rows} == nnunet_cases
     assert sorted((r["case"], r["subset"]) for r in rows) == sorted(
         (c, n) for c in nnunet_cases for n in names
     )
-    assert "Full" in (validation / "subset_table.md").read_text()
+    assert "Full" in (validation / SUBSET_TABLE_MD).read_text()
 
     # tiny_009 without its T1ce and T2 files: T1 + FLAIR
     source = tiny_dataset["root"] / "raw" / tiny_dataset["name"] / "imagesTs"
@@ -52,7 +55,7 @@ def test_dropout_training_writes_the_table_and_predict_expects_dice(tiny_dataset
          "--disable_progress_bar"],
         env,
     )
-    (report,) = json.loads((out / "modality_report.json").read_text())
+    (report,) = json.loads((out / MODALITY_REPORT).read_text())
     expected = report["expected_dice"]
     assert expected is not None, report["expected"]
     assert expected["subset"] == "T1+Fl" and "validation of fold 0" in expected["source"]

@@ -20,6 +20,7 @@ from nnunetv2.run.run_training import get_trainer_from_args
 from torch import nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from nnunet_holder.file_names import SUBSET_TABLE_MD
 from tests.conftest import DATASET_ID, train_command, train_env
 from tests.helpers_nnunet import run_cli, with_experiment_variants
 
@@ -77,7 +78,7 @@ def test_thinned_logger_skips_plots_between_and_passes_everything_else(in_nnunet
 def test_final_validation_writes_subset_table(trained):
     validation = trained["fold"] / "validation"
     assert (validation / "summary.json").is_file()  # nnU-Net's own
-    table = (validation / "subset_table.md").read_text()
+    table = (validation / SUBSET_TABLE_MD).read_text()
     for column in ("Fl", "T1c+T2", "~T1c", "Full", "Avg"):
         assert column in table
 

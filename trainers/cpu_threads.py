@@ -2,8 +2,8 @@
 
 `nnUNetv2_train -device cpu` gives torch every core (`torch.set_num_threads(cpu_count())`), which
 is right for one training and wrong for several side by side: on a 2-core machine two 2-thread
-runs oversubscribe the cores, where two 1-thread runs together train 1.2–1.4 times as many
-iterations per second as one 2-thread run (docs/records/benchmarks.md, "CPU kernels"). Every
+runs oversubscribe the cores, where two 1-thread runs together train more iterations per second
+than one 2-thread run (docs/records/benchmarks.md, "CPU kernels"). Every
 nnunet-holder trainer (they all carry `OverridesMixin`) reads `nnUNet_torch_threads` when it is
 built and, on the CPU, sets torch's intra-op threads to it. The thread count changes how CPU
 kernels split their sums, so a seeded run repeats exactly only with the same count. Unset,

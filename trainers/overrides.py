@@ -38,8 +38,8 @@ class OverridesMixin:
     overrides: ClassVar[dict[str, Any]] = {}
     plot_every: int = 1
     """Draw progress.png every `plot_every` epochs and at the last (nnU-Net: every epoch). The plot
-    is a 3000x5400-pixel figure that takes about 1-2 s to draw on a 2-core CPU, as long as a whole
-    epoch of the CPU experiment scale; it does not touch the training (no random numbers)."""
+    is a 3000x5400-pixel figure whose drawing costs as much as an epoch of the CPU experiment scale;
+    it does not touch the training (no random numbers)."""
 
     @classmethod
     def merged_overrides(cls) -> dict[str, Any]:
@@ -196,11 +196,10 @@ SMALL: dict[str, Any] = {
 """The CPU experiment scale with the `3d_small` configuration (`nnunet-holder plan-small`), the
 same for every model (equal budget in iterations). Where each model's validation pseudo-Dice
 plateaus at this budget, and where it does not yet, is measured in docs/records/synthetic_comparison.md.
-progress.png every 10 epochs: drawn each epoch it took a fifth of the training loop (py-spy, 2-core CPU).
+progress.png every 10 epochs: drawn each epoch it takes a large share of the training loop on a CPU.
 The curves that decide convergence are read from the checkpoint's log, which has every epoch."""
 
 DEMO: dict[str, Any] = {**SMALL, "num_epochs": 200}
 """The demo's schedule: 200 epochs x 20 iterations on `3d_small` of the demo's 8 mm data, chosen by
-doubling the budget: after 100 epochs, the models that train on modality subsets gained several
-Dice points on the validation cases when trained for 200, while vanilla nnU-Net did not move
-(docs/records/demo_record.md, "Why 200 epochs")."""
+doubling the budget from 100 epochs, which moved the models that train on modality subsets and not
+vanilla nnU-Net (docs/records/demo_record.md, "Why 200 epochs")."""

@@ -4,6 +4,7 @@
 another (`claims`: who holds which run on a shared folder; `child`: a training that dies with its
 worker), `progress` follows the trainings and writes the status file, `curves` reads the training
 curves and their plateaus, `lookup` resolves trainer names, `stats` computes the seed statistics
-and the verdict, `report` writes Markdown, CSV, JSON and a heatmap, `dedicated` and `ceiling` are
-the ceiling arm, `cli` is the command.
+and the verdicts, `result` computes a comparison's whole result once from its runs, `report`
+renders that result as Markdown, CSV, JSON and a heatmap, `dedicated` and `ceiling` are the ceiling
+arm, `cli` is the command.
 """

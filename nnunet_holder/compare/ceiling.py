@@ -6,6 +6,7 @@ set is the same vanilla trainer on the dataset itself. For each compared model t
 its Dice on the subsets the ceiling covers, its gap to the ceiling, and the fraction of two gaps it
 closes: the gap from vanilla nnU-Net with zero-filled channels to the ceiling, and the gap from the
 reference model to the ceiling. Seed means throughout; the per-seed values are in the JSON.
+`ceiling_result` computes these numbers once; `ceiling_markdown` and `ceiling_json` render them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnunet_holder.compare.stats import MEAN_REGION, per_seed_values, seed_stat
+from nnunet_holder.compare.stats import MEAN_REGION, MetricResult, PerSeed, per_seed_values, seed_stat
 from nnunet_holder.evaluate.tables import Summary
-
-Runs = Mapping[str, Mapping[int, Summary]]
 
 
 @dataclass(frozen=True)
@@ -36,32 +35,57 @@ class Ceiling:
     train_seconds: float = 0.0
     """Their training time, the sum of their epochs' times."""
 
-    def values(self, subset: str, region: str, runs: Runs) -> dict[int, float]:
-        """Seed → the ceiling's Dice of `subset` and `region` (the full set's from `runs[trainer]`)."""
-        if subset in self.subsets:
-            by_seed = self.subsets[subset]
-            # a dedicated model's own full set is the subset it was trained on
-            return {s: per_seed_values({s: m}, m.order[-1], region)[s] for s, m in by_seed.items()}
-        return per_seed_values(runs[self.trainer], subset, region)
-
     def covered(self, order: list[str]) -> list[str]:
         """The subsets with a ceiling, in the table's order; the full set always (vanilla)."""
         return [s for s in order if s in self.subsets or s == order[-1]]
 
 
-def _mean_over(values: list[dict[int, float]]) -> dict[int, float]:
+@dataclass(frozen=True)
+class CeilingResult:
+    """The ceiling's numbers, computed once from the dedicated models and the compared models' Dice."""
+
+    ceiling: Ceiling
+    reference: str
+    full: str
+    """The full set's subset name: its ceiling is the vanilla trainer's own."""
+    covered: list[str]
+    """The subsets with a ceiling, in the table's order (the full set last)."""
+    regions: list[str]
+    """The regions, without `MEAN_REGION`."""
+    values: dict[str, dict[str, PerSeed]]
+    """Covered subset -> region -> the ceiling's per-seed Dice."""
+    model_values: dict[str, dict[str, dict[str, PerSeed]]]
+    """Model -> covered subset -> region -> its per-seed Dice."""
+    missing_means: dict[str, dict[str, PerSeed]]
+    """Model, and `CEILING` for the ceiling -> region -> per-seed mean over the covered missing subsets."""
+    gaps: dict[str, dict[str, dict[str, float]]]
+    """Model -> region -> `dice`, `ceiling`, `gap`, `closed_of_vanilla_gap`, `closed_of_reference_gap`."""
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.model_values)
+
+    @property
+    def all_regions(self) -> list[str]:
+        return [*self.regions, MEAN_REGION]
+
+
+CEILING = "ceiling"
+"""The key of the ceiling's own values in `CeilingResult.missing_means`."""
+
+
+def _ceiling_values(ceiling: Ceiling, subset: str, region: str, dice: MetricResult) -> PerSeed:
+    """Seed → the ceiling's Dice of `subset` and `region` (the full set's from the vanilla trainer)."""
+    if subset in ceiling.subsets:
+        # a dedicated model's own full set is the subset it was trained on
+        by_seed = ceiling.subsets[subset]
+        return {s: per_seed_values({s: m}, m.order[-1], region)[s] for s, m in by_seed.items()}
+    return dice.subsets[ceiling.trainer][subset][region]
+
+
+def _mean_over(values: list[PerSeed]) -> PerSeed:
     seeds = sorted(set.intersection(*(set(v) for v in values)))
     return {s: float(np.mean([v[s] for v in values])) for s in seeds}
-
-
-def missing_mean(
-    ceiling: Ceiling, model_runs: Mapping[int, Summary] | None, order: list[str], region: str, runs: Runs
-) -> dict[int, float]:
-    """Seed → mean over the covered missing-modality subsets of the model's Dice (the ceiling's if None)."""
-    subsets = [s for s in ceiling.covered(order) if s != order[-1]]
-    if model_runs is None:
-        return _mean_over([ceiling.values(s, region, runs) for s in subsets])
-    return _mean_over([per_seed_values(model_runs, s, region) for s in subsets])
 
 
 def _fraction(model: float, start: float, ceiling: float) -> float:
@@ -70,24 +94,34 @@ def _fraction(model: float, start: float, ceiling: float) -> float:
     return (model - start) / gap if gap > 0 else math.nan
 
 
-def gaps(ceiling: Ceiling, runs: Runs, reference: str, order: list[str], regions: list[str]) -> dict:
-    """Per model and region (and the region mean): Dice on the covered missing subsets, the gap to the
-    ceiling, and the fractions of the vanilla → ceiling and reference → ceiling gaps it closes."""
-    out: dict = {}
-    for region in [*regions, MEAN_REGION]:
-        top = seed_stat(missing_mean(ceiling, None, order, region, runs)).mean
-        vanilla = seed_stat(missing_mean(ceiling, runs[ceiling.trainer], order, region, runs)).mean
-        ref = seed_stat(missing_mean(ceiling, runs[reference], order, region, runs)).mean
-        for model, model_runs in runs.items():
-            value = seed_stat(missing_mean(ceiling, model_runs, order, region, runs)).mean
-            out.setdefault(model, {})[region] = {
+def ceiling_result(ceiling: Ceiling, dice: MetricResult) -> CeilingResult:
+    """The ceiling's values and every model's gaps, from the comparison's legacy-Dice statistics."""
+    order = dice.order
+    covered = ceiling.covered(order)
+    missing = [s for s in covered if s != order[-1]]
+    regions = dice.all_regions
+    values = {s: {r: _ceiling_values(ceiling, s, r, dice) for r in regions} for s in covered}
+    model_values = {m: {s: dice.subsets[m][s] for s in covered} for m in dice.models}
+    missing_means = {CEILING: {r: _mean_over([values[s][r] for s in missing]) for r in regions}}
+    for m in dice.models:
+        missing_means[m] = {r: _mean_over([model_values[m][s][r] for s in missing]) for r in regions}
+    gaps: dict = {}
+    for region in regions:
+        top = seed_stat(missing_means[CEILING][region]).mean
+        vanilla = seed_stat(missing_means[ceiling.trainer][region]).mean
+        ref = seed_stat(missing_means[dice.reference][region]).mean
+        for model in dice.models:
+            value = seed_stat(missing_means[model][region]).mean
+            gaps.setdefault(model, {})[region] = {
                 "dice": value,
                 "ceiling": top,
                 "gap": top - value,
                 "closed_of_vanilla_gap": _fraction(value, vanilla, top),
                 "closed_of_reference_gap": _fraction(value, ref, top),
             }
-    return out
+    return CeilingResult(
+        ceiling, dice.reference, order[-1], covered, dice.regions, values, model_values, missing_means, gaps
+    )
 
 
 def _cell(values: Mapping[int, float]) -> str:
@@ -99,55 +133,47 @@ def _percent(f: float) -> str:
     return "–" if math.isnan(f) else f"{100 * f:.0f} %"
 
 
-def cost_line(ceiling: Ceiling, curves: Mapping[str, Mapping[int, object]]) -> str:
-    """The ceiling's cost beside each unified model's: trainings and hours of epoch time."""
-    own = {
-        m: sum(sum(c.epoch_seconds) for c in by_seed.values()) / 3600
-        for m, by_seed in curves.items()
-        if by_seed
-    }
+def cost_line(result: CeilingResult, train_hours: Mapping[str, float]) -> str:
+    """The ceiling's cost beside each unified model's (`train_hours`: its epoch time over its seeds)."""
+    ceiling = result.ceiling
     return (
         f"Cost: the ceiling took {ceiling.trainings} dedicated trainings ({len(ceiling.subsets)} subsets × "
         f"seeds) and {ceiling.train_seconds / 3600:.2f} h of epoch time, plus {ceiling.trainer} on the full "
         "set; each model above took, for all its seeds: "
-        + ", ".join(f"{m} {h:.2f} h" for m, h in own.items())
+        + ", ".join(f"{m} {h:.2f} h" for m, h in train_hours.items())
         + "."
     )
 
 
-def ceiling_markdown(
-    ceiling: Ceiling, runs: Runs, reference: str, order: list[str], regions: list[str]
-) -> str:
+def ceiling_markdown(result: CeilingResult) -> str:
     """The ceiling table (per covered subset, region mean) and the gap table (per region)."""
-    covered = ceiling.covered(order)
-    models = list(runs)
+    models, reference, trainer = result.models, result.reference, result.ceiling.trainer
     lines = [
         "| Subset | ceiling (dedicated) | " + " | ".join(models) + " |",
         "|---|---:|" + "---:|" * len(models),
     ]
-    for subset in covered:
-        label = f"{subset} (vanilla)" if subset == order[-1] else subset
-        cells = [_cell(ceiling.values(subset, MEAN_REGION, runs))]
-        cells += [_cell(per_seed_values(runs[m], subset, MEAN_REGION)) for m in models]
+    for subset in result.covered:
+        label = f"{subset} (vanilla)" if subset == result.full else subset
+        cells = [_cell(result.values[subset][MEAN_REGION])]
+        cells += [_cell(result.model_values[m][subset][MEAN_REGION]) for m in models]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    n = len(covered) - 1
-    cells = [_cell(missing_mean(ceiling, None, order, MEAN_REGION, runs))]
-    cells += [_cell(missing_mean(ceiling, runs[m], order, MEAN_REGION, runs)) for m in models]
+    n = len(result.covered) - 1
+    cells = [_cell(result.missing_means[CEILING][MEAN_REGION])]
+    cells += [_cell(result.missing_means[m][MEAN_REGION]) for m in models]
     lines.append(f"| mean of the {n} missing-modality subsets above | " + " | ".join(cells) + " |")
-    table = gaps(ceiling, runs, reference, order, regions)
     lines += [
         "",
         f"Gap to the ceiling on the mean of those {n} subsets (Dice points, seed means), and the share of "
-        f"two gaps each model closes: from vanilla {ceiling.trainer} (zero-filled channels) to the ceiling, "
+        f"two gaps each model closes: from vanilla {trainer} (zero-filled channels) to the ceiling, "
         f"and from {reference} to the ceiling.",
         "",
         "| Region | Model | Dice | ceiling | gap | closes, of vanilla → ceiling | closes, of "
         f"{reference} → ceiling |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for region in [MEAN_REGION, *regions]:
+    for region in [MEAN_REGION, *result.regions]:
         for model in models:
-            g = table[model][region]
+            g = result.gaps[model][region]
             lines.append(
                 f"| {region} | {model} | {100 * g['dice']:.1f} | {100 * g['ceiling']:.1f} | "
                 f"{100 * g['gap']:+.1f} | {_percent(g['closed_of_vanilla_gap'])} | "
@@ -156,23 +182,21 @@ def ceiling_markdown(
     return "\n".join(lines)
 
 
-def ceiling_json(ceiling: Ceiling, runs: Runs, reference: str, order: list[str], regions: list[str]) -> dict:
+def ceiling_json(result: CeilingResult) -> dict:
     """The ceiling's per-seed values per covered subset and region, and every model's gaps."""
     nan_to_none = {
         m: {
             r: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in g.items()}
             for r, g in by_region.items()
         }
-        for m, by_region in gaps(ceiling, runs, reference, order, regions).items()
+        for m, by_region in result.gaps.items()
     }
+    ceiling = result.ceiling
     return {
         "trainer": ceiling.trainer,
         "datasets": dict(ceiling.datasets),
         "trainings": ceiling.trainings,
         "train_seconds": ceiling.train_seconds,
-        "subsets": {
-            s: {r: ceiling.values(s, r, runs) for r in [*regions, MEAN_REGION]}
-            for s in ceiling.covered(order)
-        },
+        "subsets": result.values,
         "gaps": nan_to_none,
     }

@@ -36,6 +36,7 @@ from nnunet_holder.compare.curves import Curves
 from nnunet_holder.compare.stats import KnownSpreads
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, METRIC_SETS, check_metric_sets
 from nnunet_holder.evaluate.tables import case_counts
+from nnunet_holder.file_names import COMPARE_COMMAND, STATUS_MD
 from nnunet_holder.parts import atomic_write
 
 
@@ -126,7 +127,7 @@ def run_comparison(
     todo = sum(not r.evaluated for r in everything)
     print(
         f"{len(everything) - todo} of {len(everything)} runs trained and evaluated, {todo} to do "
-        f"({jobs} at a time in this worker; progress of every worker: {out / 'status.md'})",
+        f"({jobs} at a time in this worker; progress of every worker: {out / STATUS_MD})",
         flush=True,
     )
     out.mkdir(parents=True, exist_ok=True)  # a caller other than the CLI (the demo) passes a new folder
@@ -137,7 +138,7 @@ def run_comparison(
         print(
             f"{len(missing)} runs not finished, {len(held)} of them held by other workers "
             f"({', '.join(f'{r.name} seed {r.seed}' for r in held)}); the last worker to finish writes the "
-            f"report. Progress: {out / 'status.md'}",
+            f"report. Progress: {out / STATUS_MD}",
             flush=True,
         )
         if failures:
@@ -294,7 +295,7 @@ SHARED_SETTINGS: tuple[str, ...] = ("d", "c", "p", "f", "mirroring")
 
 def _run(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
-    meta_file = out / "compare_command.json"
+    meta_file = out / COMPARE_COMMAND
     # what every stored run and evaluation depends on; trainers and seeds may be added or left
     # out, since each (trainer, seed) has its own model and evaluation folder
     settings = {k: getattr(args, k) for k in SHARED_SETTINGS}

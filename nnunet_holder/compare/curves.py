@@ -81,3 +81,40 @@ def converged(
 ) -> bool:
     """Stopped improving: the last `min_fraction` of the curve rises by less than `tolerance`."""
     return late_rise(curve, min_fraction) < tolerance
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    """What the report shows of one run's curves, computed once: length, speed, ends, plateaus."""
+
+    epochs: int
+    seconds_per_epoch: float
+    """The median epoch time."""
+    train_seconds: float
+    """The sum of the epoch times."""
+    full: float
+    """The last value of the full-set curve."""
+    full_plateau: int
+    full_rise: float
+    subsets: float | None
+    """The last value of the subset-mean curve (None for a trainer without one); likewise below."""
+    subsets_plateau: int | None
+    subsets_rise: float | None
+    converged: bool
+    """Both curves have stopped improving (`converged`)."""
+
+
+def summarise_curves(curves: Curves) -> CurveSummary:
+    sub = curves.subsets
+    return CurveSummary(
+        epochs=len(curves.full),
+        seconds_per_epoch=float(np.median(curves.epoch_seconds)),
+        train_seconds=sum(curves.epoch_seconds),
+        full=curves.full[-1],
+        full_plateau=plateau_start(curves.full),
+        full_rise=late_rise(curves.full),
+        subsets=sub[-1] if sub else None,
+        subsets_plateau=plateau_start(sub) if sub else None,
+        subsets_rise=late_rise(sub) if sub else None,
+        converged=converged(curves.full) and (sub is None or converged(sub)),
+    )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_holder.compare.claims import ACTIVE, FAILED, Claims, Takeover
+from nnunet_holder.file_names import STATUS_JSON, STATUS_MD
 from nnunet_holder.parts import atomic_write
 
 if TYPE_CHECKING:
@@ -194,6 +195,6 @@ def status_markdown(state: dict) -> str:
 def write_status(runs: Sequence[Run], out: Path, takeover: Takeover) -> dict:
     """OUT/status.md and OUT/status.json, each replaced whole; returns the state."""
     state = status(runs, takeover)
-    atomic_write(out / "status.json", json.dumps(state, indent=2))
-    atomic_write(out / "status.md", status_markdown(state))
+    atomic_write(out / STATUS_JSON, json.dumps(state, indent=2))
+    atomic_write(out / STATUS_MD, status_markdown(state))
     return state

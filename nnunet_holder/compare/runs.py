@@ -29,9 +29,9 @@ from pathlib import Path
 from nnunet_holder.compare.child import die_with_parent
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, check_metric_sets, metric_set_columns
 from nnunet_holder.evaluate.tables import Summary, load_summary
+from nnunet_holder.file_names import SUBSET_TABLE, TIMING
+from nnunet_holder.predict.locate import model_folder_in
 from nnunet_holder.trainers.cpu_threads import THREADS_VARIABLE
-
-TABLE = "subset_table.json"
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,9 @@ class Run:
 
     @property
     def model_folder(self) -> Path:
-        name = f"{self.trainer}__{self.plans}__{self.configuration}"
-        return self.results_root / self.dataset_folder / name
+        return model_folder_in(
+            self.results_root, self.dataset_folder, self.trainer, self.plans, self.configuration
+        )
 
     @property
     def fold_folder(self) -> Path:
@@ -75,7 +76,7 @@ class Run:
     def evaluated(self) -> bool:
         """The subset table exists, holds every metric kind of `metrics`, and no test case failed in the
         evaluation that wrote it."""
-        table, timing = self.evaluation_folder / TABLE, self.evaluation_folder / "timing.json"
+        table, timing = self.evaluation_folder / SUBSET_TABLE, self.evaluation_folder / TIMING
         if not table.is_file() or not timing.is_file():
             return False
         try:
@@ -160,9 +161,9 @@ THREAD_POOL_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THR
 CHILD_THREAD_VARIABLES = (*THREAD_POOL_VARIABLES, "nnUNet_def_n_proc")
 """What a concurrent CPU training's own processes read for their thread and worker counts.
 `nnUNet_torch_threads` reaches only the training process; nnU-Net's final validation starts
-`nnUNet_def_n_proc` spawn workers, each of which would import torch with a thread per core. On
-the 2-core host that froze the run beside it: its epochs took 20-31 s instead of 6 s for the
-minute of the other run's validation (docs/records/demo_record.md, "Concurrent trainings")."""
+`nnUNet_def_n_proc` spawn workers, each of which would import torch with a thread per core; on a
+small host that stalls the run beside it for the length of the other run's validation
+(docs/records/demo_record.md, "Concurrent trainings")."""
 
 
 def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:
@@ -211,7 +212,7 @@ def evaluate(run: Run, images: Path, labels: Path, device: str, mirroring: bool)
 
 
 def load_evaluation(run: Run) -> Summary:
-    return load_summary(run.evaluation_folder / TABLE)
+    return load_summary(run.evaluation_folder / SUBSET_TABLE)
 
 
 def nnunet_env() -> dict[str, str]:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, METRIC_SETS, check_metric_sets
+from nnunet_holder.file_names import DICE_HEATMAP, PER_CASE_TABLE, SUBSET_TABLE, SUBSET_TABLE_STEM, TIMING
 from nnunet_holder.predict.cli import (
     add_model_arguments,
     check_model_arguments,
@@ -43,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     cases = image_cases(images, dataset_json, part)
     names = [c.case for c in cases]
     done = existing_cases(out, names)
-    table = out / "subset_table.json"
+    table = out / SUBSET_TABLE
     if (done or (table.exists() and part.num_parts == 1)) and not (
         args.overwrite or args.continue_prediction
     ):
@@ -86,9 +87,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     else:
         print_summary(summary, args.protocol)
-        written = "subset_table.md/.csv/.json, subset_metrics_per_case.csv, timing.json"
+        written = f"{SUBSET_TABLE_STEM}.md/.csv/.json, {PER_CASE_TABLE}, {TIMING}"
         if "legacy" in args.metrics:
-            written += ", dice_heatmap.png"
+            written += f", {DICE_HEATMAP}"
         if args.save_segmentations:
             written += ", segmentations/<subset>/"
         print(f"\nwritten to {out}: {written}")

@@ -20,14 +20,11 @@ from matplotlib.colors import ListedColormap, to_hex, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from nnunet_holder.brats import FLAIR_NAMES, NNUNET_LABEL_NAMES
 from nnunet_holder.evaluate.tables import AVERAGE, Summary
-
-NNUNET_BRATS_LABELS: dict[int, str] = {1: "Edema", 2: "NCR/NET", 3: "Enhancing"}
-"""nnU-Net's BraTS label convention (its converters map BraTS 2/1/4 to 1/2/3)."""
 
 # the usual BraTS viewer colours: edema green, necrosis red, enhancing yellow
 _LABEL_COLOURS = {1: "#2ca02c", 2: "#d62728", 3: "#ffd700"}
-_FLAIR_NAMES = ("fl", "flair", "t2f", "t2-flair", "t2_flair")
 
 
 def dice_heatmap(summary: Summary, path: str | Path, title: str | None = None) -> Path:
@@ -84,7 +81,7 @@ def overlay_figure(
     the largest reference tumour area; Full and the reference are drawn over FLAIR if there is
     one, else over the first image.
     """
-    labels = dict(NNUNET_BRATS_LABELS if region_labels is None else region_labels)
+    labels = dict(NNUNET_LABEL_NAMES if region_labels is None else region_labels)
     if not labels:
         raise ValueError("region_labels is empty")
     missing = [k for k in [*images, "Full"] if k not in preds]
@@ -96,7 +93,7 @@ def overlay_figure(
 
     z = tumour_slice(gt_seg)
     crop = _crop_box(np.stack([np.asarray(v)[z] for v in images.values()]) != 0)
-    background = next((k for k in images if k.lower() in _FLAIR_NAMES), next(iter(images)))
+    background = next((k for k in images if k.lower() in FLAIR_NAMES), next(iter(images)))
     panels = [(name, images[name], preds[name], name) for name in images]
     panels.append(("Full", images[background], preds["Full"], f"Full (on {background})"))
     panels.append(("Ground truth", images[background], gt_seg, f"Reference (on {background})"))

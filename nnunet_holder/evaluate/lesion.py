@@ -29,8 +29,8 @@ The choices, per region mask of one case:
 
 Masks are boolean 3-D arrays in any axis order, `spacing` in mm per array axis (nnU-Net's order
 for nnU-Net arrays); dilation and connectivity are counted in voxels, volumes and HD95 in mm. Regions
-are sets of label values: nnU-Net's BraTS regions (metrics.BRATS_REGIONS) for nnU-Net label maps,
-`conversion.labels.brats_regions("2023")` ({1,2,3}, {1,3}, {3}) for BraTS 2023+ label files.
+are sets of label values: nnU-Net's BraTS regions (`brats.NNUNET_REGIONS`) for nnU-Net label maps,
+`brats.brats_regions("2023")` ({1,2,3}, {1,3}, {3}) for BraTS 2023+ label files.
 """
 
 from __future__ import annotations

@@ -16,24 +16,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
+from nnunet_holder.brats import SHORT_REGION_NAMES
+
 BRATS_EMPTY_HD95 = 373.13
 """HD95 (mm) when exactly one of prediction and reference is empty: the 240×240×155 diagonal."""
 
-BRATS_REGIONS: tuple[tuple[int, ...], ...] = ((1, 2, 3), (2, 3), (3,))
-"""WT, TC, ET in nnU-Net's BraTS label convention (1 edema, 2 NCR/NET, 3 enhancing)."""
-BRATS_REGION_NAMES: tuple[str, ...] = ("WT", "TC", "ET")
-
 RFNET_ET_MIN_VOXELS = 500
-
-# dataset.json label names used by nnU-Net's BraTS converters, shortened to the papers' names
-_SHORT_REGION_NAMES = {
-    "whole tumor": "WT",
-    "whole tumour": "WT",
-    "tumor core": "TC",
-    "tumour core": "TC",
-    "enhancing tumor": "ET",
-    "enhancing tumour": "ET",
-}
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -105,7 +93,7 @@ def regions_from_dataset_labels(
         if region == [0]:
             continue
         regions.append(region)
-        names.append(_SHORT_REGION_NAMES.get(name.lower(), name.replace(" ", "_")))
+        names.append(SHORT_REGION_NAMES.get(name.lower(), name.replace(" ", "_")))
     return regions, names
 
 

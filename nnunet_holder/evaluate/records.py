@@ -16,14 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nnunet_holder.evaluate.metrics import metric_columns, regions_from_dataset_labels
+from nnunet_holder.file_names import SUBSET_CASES_FOLDER
 from nnunet_holder.parts import Part
 from nnunet_holder.predict.inputs import CaseFiles, scan_folder
 from nnunet_holder.provenance import Setting, refuse_mixing
-
-CASES_FOLDER = "subset_cases"
-"""Per-case results (rows, timing, setting) of an evaluation, one JSON per case, inside its output folder."""
-PARTS_FOLDER = "subset_parts"
-"""One manifest per part (`manifest_part_K_of_N.json`): its cases, failures, table layout and setting."""
 
 
 def image_cases(images_dir: Path, dataset_json: dict, part: Part = Part()) -> list[CaseFiles]:  # noqa: B008
@@ -55,7 +51,7 @@ def evaluation_setting(
 
 
 def case_file(out_dir: Path, case: str) -> Path:
-    return out_dir / CASES_FOLDER / f"{case}.json"
+    return out_dir / SUBSET_CASES_FOLDER / f"{case}.json"
 
 
 def existing_cases(out_dir: Path, cases: Sequence[str]) -> list[str]:

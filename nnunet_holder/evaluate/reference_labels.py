@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_holder.conversion.labels import NNUNET_LABELS, TO_NNUNET
+from nnunet_holder.brats import NNUNET_LABELS, TO_NNUNET
 from nnunet_holder.predict.inputs import CaseError
 
 RAW_BRATS_VALUES = frozenset(v for mapping in TO_NNUNET.values() for v in mapping)

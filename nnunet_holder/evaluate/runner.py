@@ -27,18 +27,26 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nnunet_holder.brats import ET
 from nnunet_holder.evaluate.metric_sets import DEFAULT_METRIC_SETS, metric_set_columns, score_case
 from nnunet_holder.evaluate.metrics import regions_from_dataset_labels
 from nnunet_holder.evaluate.one_pass import subset_logits, to_segmentation
 from nnunet_holder.evaluate.records import (
-    CASES_FOLDER,
-    PARTS_FOLDER,
     case_file,
     evaluation_setting,
     refuse_continuing,
     refuse_mixed_parts,
 )
 from nnunet_holder.evaluate.tables import Summary, summarise, summary_markdown, write_case_csv, write_summary
+from nnunet_holder.file_names import (
+    DICE_HEATMAP,
+    PER_CASE_TABLE,
+    SEGMENTATIONS_FOLDER,
+    SUBSET_CASES_FOLDER,
+    SUBSET_PARTS_FOLDER,
+    SUBSET_TABLE_STEM,
+    TIMING,
+)
 from nnunet_holder.parts import Part, atomic_write
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.provenance import Setting
@@ -144,7 +152,7 @@ def evaluate_cases(
     short = modality_names(dataset_json["channel_names"])
     subsets = all_subsets(len(short))
     regions, region_names = regions_from_dataset_labels(dataset_json["labels"])
-    et_index = region_names.index("ET") if "ET" in region_names else None
+    et_index = region_names.index(ET) if ET in region_names else None
     if postprocess_et is not None and et_index is None:
         raise SystemExit("--postprocess-et needs an enhancing-tumour region (ET) in dataset.json's labels")
     setting = evaluation_setting(
@@ -155,7 +163,7 @@ def evaluate_cases(
         metric_set_columns(metrics, region_names),
     )
     refuse_continuing(out_dir, earlier_cases, setting)
-    (out_dir / CASES_FOLDER).mkdir(parents=True, exist_ok=True)
+    (out_dir / SUBSET_CASES_FOLDER).mkdir(parents=True, exist_ok=True)
     evaluated, overlay_done = [], part.part_id != 0  # one overlay per evaluation, from part 0
     for prepared in tqdm(cases, total=num_cases, desc="evaluating subsets", unit="case"):
         start = time.perf_counter()
@@ -203,12 +211,13 @@ def evaluate_cases(
         "modality_names": list(short),
         "setting": setting,
     }
-    (out_dir / PARTS_FOLDER).mkdir(exist_ok=True)
-    for stale in (out_dir / PARTS_FOLDER).glob("manifest_part_*.json"):  # a new split replaces an old one
+    parts_folder = out_dir / SUBSET_PARTS_FOLDER
+    parts_folder.mkdir(exist_ok=True)
+    for stale in parts_folder.glob("manifest_part_*.json"):  # a new split replaces an old one
         if Part.from_suffix(stale.stem).num_parts != part.num_parts:
             stale.unlink()
     atomic_write(
-        out_dir / PARTS_FOLDER / f"manifest_part_{part.part_id}_of_{part.num_parts}.json",
+        parts_folder / f"manifest_part_{part.part_id}_of_{part.num_parts}.json",
         json.dumps(manifest),
     )
     return merge_evaluation(out_dir) if part.num_parts == 1 else None
@@ -216,9 +225,11 @@ def evaluate_cases(
 
 def merge_evaluation(out_dir: Path) -> Summary:
     """The tables, per-case CSV, timing and heatmap of every part of the evaluation in `out_dir`."""
-    manifests = sorted((out_dir / PARTS_FOLDER).glob("manifest_part_*_of_*.json"))
+    manifests = sorted((out_dir / SUBSET_PARTS_FOLDER).glob("manifest_part_*_of_*.json"))
     if not manifests:
-        raise SystemExit(f"{out_dir} holds no evaluation parts ({PARTS_FOLDER}/manifest_part_K_of_N.json)")
+        raise SystemExit(
+            f"{out_dir} holds no evaluation parts ({SUBSET_PARTS_FOLDER}/manifest_part_K_of_N.json)"
+        )
     n = Part.from_suffix(manifests[0].stem).num_parts
     parts = {Part.from_suffix(m.stem).part_id: json.loads(m.read_text()) for m in manifests}
     if missing := sorted(set(range(n)) - set(parts)):
@@ -238,9 +249,9 @@ def merge_evaluation(out_dir: Path) -> Summary:
     setting = first["setting"]
     protocol = setting["protocol"]
     summary = summarise(rows, first["order"], setting["metrics"], modality_names=first["modality_names"])
-    write_case_csv(rows, out_dir / "subset_metrics_per_case.csv")
-    write_summary(summary, out_dir, stem="subset_table", protocol=protocol_line(protocol))
-    (out_dir / "timing.json").write_text(
+    write_case_csv(rows, out_dir / PER_CASE_TABLE)
+    write_summary(summary, out_dir, stem=SUBSET_TABLE_STEM, protocol=protocol_line(protocol))
+    (out_dir / TIMING).write_text(
         json.dumps(
             {"protocol": protocol, "setting": setting, "cases": timings, "failures": failures}, indent=2
         )
@@ -248,7 +259,7 @@ def merge_evaluation(out_dir: Path) -> Summary:
     from nnunet_holder.evaluate.figures import dice_heatmap
 
     if summary.regions("Dice"):  # not with lesion-wise metrics only
-        dice_heatmap(summary, out_dir / "dice_heatmap.png", title=_figure_title(first["title"], protocol))
+        dice_heatmap(summary, out_dir / DICE_HEATMAP, title=_figure_title(first["title"], protocol))
     return summary
 
 
@@ -284,7 +295,7 @@ def _write_segmentations(
     writer = predictor.plans_manager.image_reader_writer_class()
     ending = predictor.dataset_json["file_ending"]
     for s, seg in segs.items():
-        folder = out_dir / "segmentations" / subset_name(s, short)
+        folder = out_dir / SEGMENTATIONS_FOLDER / subset_name(s, short)
         folder.mkdir(parents=True, exist_ok=True)
         # the same writer and geometry keys nnU-Net's export uses, so these read like `predict`'s files
         writer.write_seg(seg, str(folder / f"{prepared.case}{ending}"), prepared.properties)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from nnunet_holder.evaluate.lesion import DEFAULT_CHALLENGE
+from nnunet_holder.file_names import SUBSET_TABLE_STEM
 from nnunet_holder.subsets import all_subsets, subset_name
 
 AVERAGE = "Average"
@@ -194,7 +195,7 @@ def load_summary(json_path: str | Path) -> Summary:
 
 
 def write_summary(
-    summary: Summary, out_dir: str | Path, stem: str = "subset_table", protocol: str | None = None
+    summary: Summary, out_dir: str | Path, stem: str = SUBSET_TABLE_STEM, protocol: str | None = None
 ) -> dict[str, Path]:
     """Write stem.csv (long: subset, metric, mean, std, n), stem.md (headed by `protocol`) and stem.json."""
     out_dir = Path(out_dir)

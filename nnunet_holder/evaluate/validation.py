@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nnunet_holder.evaluate.runner import evaluate_cases
 from nnunet_holder.evaluate.sources import validation_cases
+from nnunet_holder.file_names import SUBSET_TABLE_MD, VALIDATION_FOLDER
 from nnunet_holder.predict.predictor import HolderPredictor
 from nnunet_holder.provenance import model_setting
 
@@ -50,7 +51,7 @@ def evaluate_validation_subsets(trainer) -> None:
         trainer.inference_allowed_mirroring_axes,
     )
     n, cases = validation_cases(trainer)
-    out_dir = Path(trainer.output_folder) / "validation"
+    out_dir = Path(trainer.output_folder) / VALIDATION_FOLDER
     # the network in memory (checkpoint None): the one this training ends with, or the one --val loaded
     model = model_setting(
         Path(trainer.output_folder_base),
@@ -67,5 +68,5 @@ def evaluate_validation_subsets(trainer) -> None:
     trainer.print_to_log_file(
         f"Subset validation ({n} cases), mean Dice over regions: "
         + ", ".join(f"{s} {v:.4f}" for s, v in per_subset.items())
-        + f"; table: {out_dir / 'subset_table.md'}"
+        + f"; table: {out_dir / SUBSET_TABLE_MD}"
     )

@@ -11,6 +11,8 @@ import argparse
 import os
 from pathlib import Path
 
+from nnunet_holder.file_names import MODALITY_REPORT_STEM
+
 
 def _env_int(name: str, default: int) -> int:
     # nnUNetv2_predict reads its -npp/-nps defaults from these variables
@@ -200,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"predicted {predicted} of {len(reports)} cases into {output}"
         + (f" ({len(plan.skipped)} skipped: already predicted)" if plan.skipped else "")
-        + f"; report: {output / f'modality_report{part.suffix}.json'}"
+        + f"; report: {output / f'{MODALITY_REPORT_STEM}{part.suffix}.json'}"
     )
     for line in sorted({expected.expectation(r.used)["expected"] for r in reports if r.status == "ok"}):
         print(f"  expected {line}")

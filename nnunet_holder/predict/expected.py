@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_holder.evaluate.tables import read_case_csv
+from nnunet_holder.file_names import PER_CASE_TABLE, VALIDATION_FOLDER
 from nnunet_holder.subsets import modality_names, subset_name
 
-TABLE = Path("validation") / "subset_metrics_per_case.csv"
+TABLE = Path(VALIDATION_FOLDER) / PER_CASE_TABLE
 """A fold's per-case subset metrics, relative to its fold folder."""
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunetv2.utilities.file_path_utilities import get_output_folder
+from nnunetv2.utilities.file_path_utilities import (
+    convert_trainer_plans_config_to_identifier,
+    get_output_folder,
+)
 
 
 def resolve_folds(folder: Path, folds: Sequence[str] | None, checkpoint: str) -> list[int | str]:
@@ -43,3 +46,13 @@ def model_folder(dataset: str, configuration: str, trainer: str, plans: str) -> 
             f"no trained model at {folder} (dataset {dataset}, -tr {trainer}, -p {plans}, -c {configuration})"
         )
     return folder
+
+
+def model_folder_in(results: Path, dataset_folder: str, trainer: str, plans: str, configuration: str) -> Path:
+    """The folder nnU-Net trains (trainer, plans, configuration) of `dataset_folder` into under `results`.
+
+    `get_output_folder` for a results root other than this process's `nnUNet_results` (each seed of
+    `compare` has its own); the folder name is nnU-Net's, from the function `get_output_folder` uses.
+    """
+    identifier = convert_trainer_plans_config_to_identifier(trainer, plans, configuration)
+    return Path(results) / dataset_folder / identifier

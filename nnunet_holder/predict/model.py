@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnunet_holder.subsets import SHORT_NAMES, modality_names
+from nnunet_holder.brats import SHORT_NAMES
+from nnunet_holder.subsets import modality_names
 from nnunet_holder.trainer_path import trainer_path
 
 if TYPE_CHECKING:  # torch and the predictor load with the model: the CLI's checks run without them

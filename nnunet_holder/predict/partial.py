@@ -29,14 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_holder.file_names import MODALITY_REPORT_STEM, PREDICTION_RECORDS_FOLDER
 from nnunet_holder.parts import Part, atomic_write
 from nnunet_holder.predict.expected import ValidationTable
 from nnunet_holder.predict.inputs import CaseFiles, scan_folder
 from nnunet_holder.predict.pipeline import CaseReport, output_files, predict_cases, remove_partial_files
 from nnunet_holder.provenance import Setting, refuse_mixing
 
-REPORT_STEM = "modality_report"
-RECORDS_FOLDER = "prediction_records"
 """Per predicted case, the setting that produced its segmentation (`CASE.json`), inside the output folder."""
 
 
@@ -49,7 +48,7 @@ def prediction_setting(
 
 
 def record_file(output_dir: Path, case: str) -> Path:
-    return output_dir / RECORDS_FOLDER / f"{case}.json"
+    return output_dir / PREDICTION_RECORDS_FOLDER / f"{case}.json"
 
 
 def _recorded_setting(output_dir: Path, case: str) -> dict | None:
@@ -150,7 +149,7 @@ def predict_folder(
         progress,
         on_predicted=lambda case: _start_case(output_dir, case, ending, plan.setting),
     )
-    earlier = _previous_reports(output_dir / f"{REPORT_STEM}{part.suffix}.json")
+    earlier = _previous_reports(output_dir / f"{MODALITY_REPORT_STEM}{part.suffix}.json")
     by_case = {r.case: r for r in new}
     for case in plan.skipped:
         by_case[case] = earlier.get(case, CaseReport(case))
@@ -177,7 +176,7 @@ def write_report(
         {**vars(r), **expected.expectation(r.used if r.status != "failed" else []), "setting": setting}
         for r in reports
     ]
-    _write_rows(rows, output_dir / f"{REPORT_STEM}{part.suffix}")
+    _write_rows(rows, output_dir / f"{MODALITY_REPORT_STEM}{part.suffix}")
 
 
 def _write_rows(rows: list[dict], stem: Path) -> None:
@@ -203,9 +202,9 @@ def _csv_cell(value):
 
 def merge_reports(output_dir: Path) -> Path:
     """Join the part reports of `output_dir` into one `modality_report`; every part must be there."""
-    files = sorted(output_dir.glob(f"{REPORT_STEM}_part_*_of_*.json"))
+    files = sorted(output_dir.glob(f"{MODALITY_REPORT_STEM}_part_*_of_*.json"))
     if not files:
-        raise SystemExit(f"no part reports ({REPORT_STEM}_part_K_of_N.json) in {output_dir}")
+        raise SystemExit(f"no part reports ({MODALITY_REPORT_STEM}_part_K_of_N.json) in {output_dir}")
     parts = {Part.from_suffix(f.stem): f for f in files}
     splits = sorted({p.num_parts for p in parts})
     if len(splits) != 1:
@@ -228,5 +227,5 @@ def merge_reports(output_dir: Path) -> Path:
                 "Re-run that part with --overwrite and the other parts' setting, or all with one setting.",
             )
     rows = sorted((row for rows in by_file.values() for row in rows), key=lambda r: r["case"])
-    _write_rows(rows, output_dir / REPORT_STEM)
-    return output_dir / f"{REPORT_STEM}.json"
+    _write_rows(rows, output_dir / MODALITY_REPORT_STEM)
+    return output_dir / f"{MODALITY_REPORT_STEM}.json"

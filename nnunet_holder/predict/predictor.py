@@ -48,8 +48,8 @@ class HolderPredictor(nnUNetPredictor):
         self._subsets: torch.Tensor | None = None  # (S, M): tiles return every subset's fused logits
         self.last_available: tuple[int, ...] | None = None
         # image passes (mirrored copies x modalities run) per network call; halved on out-of-memory.
-        # On the CPU batches beyond 4 passes got slower per pass (docs/records/benchmarks.md); on a GPU all 8
-        # copies of a four-modality tile go in one call.
+        # The CPU limit follows the batch timings of docs/records/benchmarks.md; on a GPU all 8 copies of
+        # a four-modality tile go in one call.
         self.batch_limit = 4 if self.device.type == "cpu" else 32
         # bytes the all-subset accumulator of one pass may take; None: see `subsets_per_pass`
         self.subset_accumulator_bytes: int | None = None
@@ -167,9 +167,9 @@ class HolderPredictor(nnUNetPredictor):
         # nnU-Net's test-time mirroring, with the mirrored copies folded into the batch instead of one
         # network call each: batch-1 convolutions are PyTorch's slow path on the CPU and latency-bound
         # on a GPU, and a one-modality tile is batch 1. A call holds at most `batch_limit` image
-        # passes (copies x the modalities a modality-parallel network runs): measured on the CPU,
-        # batches beyond about 4 passes get slower per pass (docs/records/benchmarks.md). The copies are
-        # summed in nnU-Net's order, so only float rounding differs.
+        # passes (copies x the modalities a modality-parallel network runs), since larger batches get
+        # slower per pass on the CPU (docs/records/benchmarks.md). The copies are summed in nnU-Net's
+        # order, so only float rounding differs.
         flips = self._mirrors(x)
         prediction = None
         start = 0

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnunet_holder.brats import MODALITIES
 from nnunet_holder.synthetic.anatomy import Anatomy
 from nnunet_holder.synthetic.noise import bias_field, rician, smooth_noise
 from nnunet_holder.synthetic.tumour import Tumour
 
-CONTRASTS: tuple[str, ...] = ("T1", "T1ce", "T2", "FLAIR")
+CONTRASTS: tuple[str, ...] = MODALITIES
 
 SIGNAL: dict[str, dict[str, float]] = {
     #          wm    gm    csf   edema  necrosis  enhancing  non-enhancing core

@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_holder.brats import FILE_NAMING, FROM_NNUNET, SEG, TO_NNUNET
 from nnunet_holder.synthetic.anatomy import Grid
 
 LAYOUT_NAMES: tuple[str, ...] = ("brats2020", "brats2023")
-_FILES = {
-    "brats2020": ("_", {"T1": "t1", "T1ce": "t1ce", "T2": "t2", "FLAIR": "flair", "seg": "seg"}),
-    "brats2023": ("-", {"T1": "t1n", "T1ce": "t1c", "T2": "t2w", "FLAIR": "t2f", "seg": "seg"}),
+_CONVENTION = {"brats2020": "2018", "brats2023": "2023"}
+# BraTS 2018-2021 labels (as generated) -> the layout's own, through nnU-Net's region labels
+_LABELS = {
+    layout: {value: FROM_NNUNET[convention][nnunet] for value, nnunet in TO_NNUNET["2018"].items()}
+    for layout, convention in _CONVENTION.items()
 }
-# BraTS 2018-2021 labels (as generated) -> the layout's own
-_LABELS = {"brats2020": {0: 0, 1: 1, 2: 2, 4: 4}, "brats2023": {0: 0, 1: 1, 2: 2, 4: 3}}
 NAME_MAPPING_COLUMNS = (
     "Grade",
     "BraTS_2017_subject_ID",
@@ -38,8 +39,7 @@ def case_id(layout: str, index: int) -> str:
 
 
 def file_name(layout: str, index: int, role: str) -> str:
-    separator, suffixes = _FILES[layout]
-    return f"{case_id(layout, index)}{separator}{suffixes[role]}.nii.gz"
+    return FILE_NAMING[_CONVENTION[layout]].file_name(case_id(layout, index), role)
 
 
 def _to_image(values: np.ndarray, grid: Grid) -> sitk.Image:
@@ -72,7 +72,7 @@ def write_case(
     for source, target in _LABELS[layout].items():
         table[source] = target
     sitk.WriteImage(
-        _to_image(table[labels], grid), str(folder / file_name(layout, index, "seg")), useCompression=True
+        _to_image(table[labels], grid), str(folder / file_name(layout, index, SEG)), useCompression=True
     )
     return folder
 
