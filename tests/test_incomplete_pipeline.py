@@ -16,6 +16,7 @@ import pytest
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
 from nnunet_holder.availability import ABSENT_KEY
+from nnunet_holder.subsets import all_subsets, subset_name
 from tests.conftest import train_env
 from tests.helpers_nnunet import make_raw_dataset, nnunet_env, run_cli
 
@@ -74,6 +75,11 @@ def test_the_record_reaches_the_trainer_and_zero_filled_channels_stay_zero(pipel
     assert set(plans["configurations"]["3d_fullres"]["normalization_schemes"]) == {"ZScoreNormalization"}
 
 
+def _subsets_without(channel: int) -> set[str]:
+    """The names of the 7 subsets of the BraTS channels other than `channel`."""
+    return {subset_name(s, ("T1", "T1c", "T2", "Fl")) for s in all_subsets(4) if channel not in s}
+
+
 def test_training_logs_and_validates_incomplete_cases_on_their_subsets(pipeline) -> None:
     fold = pipeline["fold"]
     assert (fold / "checkpoint_final.pth").is_file()
@@ -82,7 +88,7 @@ def test_training_logs_and_validates_incomplete_cases_on_their_subsets(pipeline)
     subsets = {case: {r["subset"] for r in rows if r["case"] == case} for case in VALIDATION}
     assert len(subsets["tiny_000"]) == 15
     assert subsets["tiny_002"] == {"T1", "T2", "T1+T2"}  # lacks T1c and Fl
-    assert len(subsets["tiny_004"]) == 7 and not any("T2" in s for s in subsets["tiny_004"])
+    assert subsets["tiny_004"] == _subsets_without(2)  # lacks T2: its own full set is "~T2"
     table = json.loads((fold / "validation" / "subset_table.json").read_text())
     assert table["Full"]["Dice_WT"]["n"] == 1 and table["T1"]["Dice_WT"]["n"] == 3
     assert "| cases |" in (fold / "validation" / "subset_table.md").read_text()
@@ -94,7 +100,7 @@ def test_evaluate_subsets_scores_an_incomplete_test_case_on_the_subsets_it_has(p
         rows = list(csv.DictReader(f))
     case, _ = MISSING_TEST
     incomplete = {r["subset"] for r in rows if r["case"] == case}
-    assert len(incomplete) == 7 and "Full" not in incomplete and not any("T1c" in s for s in incomplete)
+    assert incomplete == _subsets_without(1) and "Full" not in incomplete  # lacks T1c
     table = json.loads((evaluation / "subset_table.json").read_text())
     assert table["Full"]["Dice_WT"]["n"] == 2 and table["T1c"]["Dice_WT"]["n"] == 2
     assert table["Fl"]["Dice_WT"]["n"] == 3 and table["~T1c"]["Dice_WT"]["n"] == 3

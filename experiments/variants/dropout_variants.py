@@ -14,10 +14,19 @@ from schedule_variants import DEMO400, DEMO800
 
 
 class nnUNetTrainerModalityDropout_keep75_demo(nnUNetTrainerModalityDropout_demo):
-    def keep_mask(self, batch_size: int, num_modalities: int) -> torch.Tensor:
+    def keep_mask(
+        self, batch_size: int, num_modalities: int, available: torch.Tensor | None = None
+    ) -> torch.Tensor:
         keep = (torch.rand(batch_size, num_modalities) < 0.75).float()
+        if available is not None:  # an incomplete case keeps only modalities it has
+            keep = keep * available
         empty = keep.sum(1) == 0
-        keep[empty, torch.randint(num_modalities, (int(empty.sum()),))] = 1.0
+        if available is None:  # the recorded runs' random stream
+            keep[empty, torch.randint(num_modalities, (int(empty.sum()),))] = 1.0
+        else:
+            for row in empty.nonzero().flatten().tolist():
+                have = available[row].nonzero().flatten()
+                keep[row, have[torch.randint(len(have), ())]] = 1.0
         return keep
 
 
