@@ -114,9 +114,9 @@ def difference_table(metric: MetricResult) -> str:
 FLAT_END_CAVEAT = (
     "\"converged\" means that the curve stopped rising at the end of this schedule. nnU-Net's learning "
     "rate falls to zero at the last epoch, which flattens the end of every curve, so this does not "
-    "show that a longer schedule would do no better: runs called converged after 100 epochs gained "
-    "3 to 7.5 Dice points on the full set of the validation cases when trained for 200 "
-    "(docs/records/demo_record.md, \"Why 200 epochs\"). Only a run with twice the budget tells."
+    "show that a longer schedule would do no better: runs called converged have gained several Dice "
+    "points when trained for twice as long (docs/records/demo_record.md, \"Why 200 epochs\"). Only a "
+    "run with twice the budget tells."
 )
 """What the curve criterion cannot tell, printed above every curves table."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from nnunet_holder.brats import BRATS_LABEL_NAMES
 from nnunet_holder.synthetic.anatomy import Anatomy, Grid, sample_anatomy
 from nnunet_holder.synthetic.contrasts import render
 from nnunet_holder.synthetic.missing import drop_plan
@@ -28,7 +29,8 @@ from nnunet_holder.synthetic.writer import LAYOUT_NAMES, case_id, write_case, wr
 MARKER = "synthetic_dataset.json"
 
 # BraTS 2018-2021 labels; the writer maps them to the 2023 ones for that layout
-NCR_NET, EDEMA, ENHANCING = 1, 2, 4
+_LABEL = {name: value for value, name in BRATS_LABEL_NAMES["2018"].items()}
+NCR_NET, EDEMA, ENHANCING = _LABEL["NCR/NET"], _LABEL["ED"], _LABEL["ET"]
 
 
 @dataclass
