@@ -42,11 +42,13 @@ from nnunet_holder.parts import atomic_write
 FORK = multiprocessing.get_context("fork")
 
 
-def _claim_all(folder: str, resources: int, start: float, results, hold) -> None:
-    """Claim every resource it can, starting at the same moment as the other processes; stay alive
-    (a live holder) until told, since an exited worker's claims are free to take over."""
-    time.sleep(max(0.0, start - time.time()))
+def _claim_all(folder: str, resources: int, barrier, results, hold) -> None:
+    """Claim every resource it can; before each resource all processes meet at the barrier, so
+    every claim is contended by all of them (a scheduler that runs one process to the end first
+    cannot turn the race into a sequence). Stay alive (a live holder) until told, since an exited
+    worker's claims are free to take over."""
     for k in range(resources):
+        barrier.wait(60)
         if Claims(Path(folder) / str(k)).take(Takeover()) is not None:
             results.put((k, os.getpid()))
     results.put(None)
@@ -54,10 +56,9 @@ def _claim_all(folder: str, resources: int, start: float, results, hold) -> None
 
 
 def test_racing_processes_claim_each_resource_once(tmp_path):
-    results, hold = FORK.Queue(), FORK.Event()
-    start = time.time() + 1
+    results, hold, barrier = FORK.Queue(), FORK.Event(), FORK.Barrier(4)
     procs = [
-        FORK.Process(target=_claim_all, args=(str(tmp_path), 40, start, results, hold)) for _ in range(4)
+        FORK.Process(target=_claim_all, args=(str(tmp_path), 40, barrier, results, hold)) for _ in range(4)
     ]
     for p in procs:
         p.start()
@@ -70,7 +71,6 @@ def test_racing_processes_claim_each_resource_once(tmp_path):
     for p in procs:
         p.join(30)
     assert sorted(k for k, _ in taken) == list(range(40))  # every resource once, by one process
-    assert len({pid for _, pid in taken}) > 1  # they did race
     for k in range(40):
         assert Claims(tmp_path / str(k)).numbers() == [0]
         record, _ = read_claim(tmp_path / str(k) / "0.json")
