@@ -4,9 +4,7 @@
 validation curve reaches its plateau (docs/records/synthetic_comparison.md,
 docs/records/input_fusion_comparison.md). `_demo100`: the demo's earlier schedule (100 x 20), of the
 first 3-seed record; `_demo400` and `_demo800`: twice and four times the demo's budget, whether
-200 epochs is enough (docs/records/demo_record.md); `_demo13`: a fifteenth of it, equal total
-compute for 15 dedicated per-subset models against one unified model (docs/records/ceiling.md).
-A name ending in a number trains that many epochs.
+200 epochs is enough (docs/records/demo_record.md). A name ending in a number trains that many epochs.
 """
 
 from typing import Any
@@ -29,7 +27,6 @@ SMALL160: dict[str, Any] = {**SMALL, "num_epochs": 160}
 DEMO100: dict[str, Any] = {**DEMO, "num_epochs": 100}
 DEMO400: dict[str, Any] = {**DEMO, "num_epochs": 400}
 DEMO800: dict[str, Any] = {**DEMO, "num_epochs": 800}
-DEMO13: dict[str, Any] = {**DEMO, "num_epochs": 13}
 
 
 class HolderMITrainer_small160(HolderMITrainer_small):
@@ -102,7 +99,3 @@ class nnUNetTrainerModalityDropout_demo800(nnUNetTrainerModalityDropout_demo):
 
 class nnUNetTrainer_demo800(nnUNetTrainer_demo):
     overrides = DEMO800
-
-
-class nnUNetTrainer_demo13(nnUNetTrainer_demo):
-    overrides = DEMO13
