@@ -141,6 +141,18 @@ def test_the_report_says_what_its_converged_column_cannot_tell(tmp_path):
     assert FLAT_END_CAVEAT in md.split("## Training curves")[1]
 
 
+def test_a_comparison_of_one_model_says_so_instead_of_empty_verdict_and_difference_sections(tmp_path):
+    rng = np.random.default_rng(3)
+    one = write_report({"A": {s: _summary(rng)[0] for s in (0, 1)}}, "A", {}, tmp_path / "one", "# t", {})
+    md = one.read_text()
+    verdict = md.split("## Verdict")[1].split("\n## ")[0]
+    assert "One model, A: no verdict and no paired differences" in verdict
+    assert "Paired differences" not in md
+    runs = {"A": {s: _summary(rng, 0.1)[0] for s in (0, 1)}, "B": {s: _summary(rng)[0] for s in (0, 1)}}
+    two = write_report(runs, "A", {}, tmp_path / "two", "# t", {}).read_text()
+    assert "## Paired differences against A" in two and "One model" not in two
+
+
 @pytest.mark.parametrize(
     ("curve", "start"),
     [

@@ -256,6 +256,21 @@ def write_incomplete(out: Path, header: str, meta: dict, missing: Sequence[str])
     return md
 
 
+def verdict_lines(metric: MetricResult) -> list[str]:
+    """The verdict's bullet points; a comparison of one model says it has nothing to judge."""
+    if len(metric.models) > 1:
+        return [f"- {line}" for line in metric.verdicts]
+    return [
+        f"One model, {metric.reference}: no verdict and no paired differences (give `compare` "
+        "another `-tr`, or `--dedicated` for the ceiling)."
+    ]
+
+
+def difference_section(metric: MetricResult, heading: str) -> list[str]:
+    """The paired-differences heading and table, or nothing for a comparison of one model."""
+    return [heading, difference_table(metric)] if len(metric.models) > 1 else []
+
+
 def metric_sections(metric: MetricResult) -> list[str]:
     """The Markdown of one further overlap metric: its verdict, summary, differences and every subset."""
     name = metric_name(metric.kind)
@@ -263,12 +278,14 @@ def metric_sections(metric: MetricResult) -> list[str]:
         f"\n## {name[0].upper() + name[1:]}\n",
         f"The tables above are of the {metric_name(DICE)}; these are of the {name}, of the same runs.\n",
         f"\n### Verdict ({name})\n",
-        *[f"- {line}" for line in metric.verdicts],
+        *verdict_lines(metric),
         f"\n### Mean over the missing-modality subsets and the full set ({name} %, mean ± std over seeds)\n",
         summary_table(metric),
-        f"\n### Paired differences against {metric.reference} ({name} points, mean over seeds; seeds won "
-        "in brackets)\n",
-        difference_table(metric),
+        *difference_section(
+            metric,
+            f"\n### Paired differences against {metric.reference} ({name} points, mean over seeds; seeds "
+            "won in brackets)\n",
+        ),
         f"\n### Every subset ({name} %, mean ± std over seeds)\n",
         seed_table(metric),
     ]
@@ -308,13 +325,15 @@ def render(comparison: Comparison, out: Path, header: str, meta: dict, figures: 
         header,
         *missing_section(comparison.missing),
         "\n## Verdict\n",
-        *[f"- {line}" for line in main.verdicts],
+        *verdict_lines(main),
         f"\n## Mean over the missing-modality subsets and the full set ({name} %, mean ± std over seeds)\n",
         summary_table(main),
         *ceiling_part,
-        f"\n## Paired differences against {reference} ({name} points, mean over seeds; "
-        "seeds won in brackets)\n",
-        difference_table(main),
+        *difference_section(
+            main,
+            f"\n## Paired differences against {reference} ({name} points, mean over seeds; seeds won in "
+            "brackets)\n",
+        ),
         f"\n## Every subset ({name} %, mean ± std over seeds; each seed's value is the mean over the "
         "test cases)\n",
         seed_table(main),
