@@ -8,14 +8,22 @@ classes through absolute imports; the classes themselves stay single copies insi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 
 def trainer_path() -> Path:
-    """Absolute path of the shim folder inside the installed package."""
-    import nnunet_holder.trainers.ext as ext
+    """Absolute path of the shim folder inside the installed package.
 
-    return Path(ext.__file__).resolve().parent
+    Found from the package's import spec, without importing the trainers: importing them loads
+    torch and nnU-Net (half a minute of CPU on a small host), and users run this in every shell.
+    """
+    spec = importlib.util.find_spec("nnunet_holder.trainers")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    shims = [Path(f) / "ext" for f in folders if (Path(f) / "ext" / "__init__.py").is_file()]
+    if not shims:
+        raise ModuleNotFoundError("nnunet_holder.trainers.ext is not installed with nnunet_holder")
+    return shims[0].resolve()
 
 
 def _run(args: argparse.Namespace) -> int:

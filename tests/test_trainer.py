@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -283,3 +285,17 @@ def test_trainer_path_cli_prints_the_shim_folder(env):
     out = run_cli(["nnunet-holder", "trainer-path"], env).stdout.strip()
     assert out == env["nnUNet_extTrainer"]
     assert (Path(out) / "nnunet_holder_trainers.py").is_file()
+
+
+def test_trainer_path_imports_neither_torch_nor_the_trainers():
+    # users run `export nnUNet_extTrainer=$(nnunet-holder trainer-path)` in every shell; importing
+    # the trainers for it cost half a minute of CPU on a 2-core host
+    check = (
+        "import sys; from nnunet_holder.trainer_path import trainer_path; print(trainer_path());"
+        "print(sorted(m for m in ('torch', 'nnunetv2', 'nnunet_holder.trainers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, text=True).stdout
+    folder, imported = out.splitlines()
+    assert (Path(folder) / "nnunet_holder_trainers.py").is_file()
+    assert Path(folder) == Path(holder_trainers.__file__).parent / "ext"
+    assert imported == "[]"
