@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 from nnunet_holder.trainers import HolderMITrainer_smoke, nnUNetTrainer_smoke
-from nnunet_holder.trainers.holder_mi import draw_step_subsets
+from nnunet_holder.trainers.holder_mi import draw_step_subsets, single_modality_probabilities
 from nnunet_holder.trainers.seeding import (
     RANDOM_STATE_KEY,
     seed_everything,
@@ -129,6 +129,39 @@ def test_seeded_subset_sequences_differ_between_seeds():
     assert [draw_step_subsets(15, 4, 0, 0, s, "val") for s in range(20)] != runs[0][:20]
     counts = np.bincount([i for step in sequence(11) for i in step[:-1]], minlength=14)
     assert counts.min() > 0  # every partial subset gets drawn
+
+
+def test_single_modality_probabilities_give_the_singles_their_share():
+    subsets = all_subsets(4)
+    p = single_modality_probabilities(subsets, 0.5)
+    assert len(p) == 14 and p.sum() == pytest.approx(1)
+    assert p[[len(s) == 1 for s in subsets[:-1]]] == pytest.approx([0.125] * 4)
+    assert p[[len(s) > 1 for s in subsets[:-1]]] == pytest.approx([0.05] * 10)
+    for share in (0, 1, 1.5):
+        with pytest.raises(ValueError, match="single_modality_share"):
+            single_modality_probabilities(subsets, share)
+
+
+def test_single_modality_share_weighs_the_training_draw_only(in_nnunet_env, monkeypatch):
+    monkeypatch.setenv("nnUNet_seed", "0")
+    variant = experiment_variant("HolderMITrainer_inputFusion_distill_singlesHalf_demo")
+    trainer = _trainer(in_nnunet_env, variant)
+    trainer.initialize()
+    singles = {i for i, s in enumerate(all_subsets(4)) if len(s) == 1}
+
+    def singles_share(stream: str) -> float:
+        drawn = []
+        for epoch in range(20):
+            trainer.current_epoch = epoch
+            drawn += [trainer._step_subsets(stream, step) for step in range(50)]
+        assert all(len(step) == 2 and step[-1] == 14 for step in drawn)
+        return np.mean([step[0] in singles for step in drawn])
+
+    # 1000 draws: the standard error of a share near 0.3-0.5 is about 0.015
+    assert singles_share("train") == pytest.approx(0.5, abs=0.06)
+    assert singles_share("val") == pytest.approx(4 / 14, abs=0.06)  # the validation loss: uniform
+    trainer.single_modality_share = None
+    assert singles_share("train") == pytest.approx(4 / 14, abs=0.06)
 
 
 def test_augmentation_workers_get_seeds_derived_from_the_run_seed(in_nnunet_env, monkeypatch):

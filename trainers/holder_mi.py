@@ -52,10 +52,17 @@ def _predictor_class(cls: type) -> Iterator[None]:
 
 
 def draw_step_subsets(
-    num_subsets: int, k: int, seed: int | None, epoch: int, step: int, stream: str = "train"
+    num_subsets: int,
+    k: int,
+    seed: int | None,
+    epoch: int,
+    step: int,
+    stream: str = "train",
+    probabilities: np.ndarray | None = None,
 ) -> list[int]:
     """Indices (into `all_subsets`, ascending) of the k subsets of one step: k − 1 others drawn
-    without replacement, and the full set (the last index), always.
+    without replacement (uniformly, or with `probabilities` over the num_subsets − 1 subsets
+    besides the full set), and the full set (the last index), always.
 
     A function of (seed, epoch, step within the epoch, stream) alone, never of the rank or of a
     global generator: every DDP rank draws the same subsets (batch Dice gathers its channels
@@ -66,8 +73,17 @@ def draw_step_subsets(
     """
     key = [epoch, step, {"train": 0, "val": 1}[stream]]
     rng = np.random.default_rng(key if seed is None else [seed, *key])
-    partial = rng.choice(num_subsets - 1, size=k - 1, replace=False)
+    partial = rng.choice(num_subsets - 1, size=k - 1, replace=False, p=probabilities)
     return sorted(partial.tolist()) + [num_subsets - 1]
+
+
+def single_modality_probabilities(subsets: list[tuple[int, ...]], share: float) -> np.ndarray:
+    """Draw probabilities over `subsets` without the last (the full set): the single modalities
+    get `share` in total, the other subsets the rest, equally within each group."""
+    if not 0 < share < 1:
+        raise ValueError(f"single_modality_share must be in (0, 1), got {share}")
+    single = np.array([len(s) == 1 for s in subsets[:-1]])
+    return np.where(single, share / single.sum(), (1 - share) / (~single).sum())
 
 
 def deep_supervision_weights(num_scales: int, keep_last: bool) -> list[float]:
@@ -111,6 +127,10 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     """Detach the full set's features in the MI term (`HolderMILoss`)."""
     subsets_per_step: ClassVar[int | None] = None
     """None: every non-empty subset each step (the paper). k: k subsets per step, full set included."""
+    single_modality_share: ClassVar[float | None] = None
+    """None: the subsets besides the full set are drawn uniformly. A share in (0, 1): the single
+    modalities are drawn with this probability in total (`single_modality_probabilities`); uniform
+    drawing gives them M / (2^M − 2), 4/14 for four modalities."""
     validation_subsets_per_pass: ClassVar[int | None] = None
     """How many subsets one network pass of `validation_step` segments for the pseudo-Dice of all of
     them. None: as many as a training step (`subsets_per_step`, or all), so that validation, which
@@ -185,7 +205,9 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
         num = len(self._subsets)
         if k is None or k >= num:
             return list(range(num))
-        return draw_step_subsets(num, k, self.seed, self.current_epoch, step, stream)
+        share = self.single_modality_share if stream == "train" else None
+        probabilities = None if share is None else single_modality_probabilities(self._subsets, share)
+        return draw_step_subsets(num, k, self.seed, self.current_epoch, step, stream, probabilities)
 
     def _build_loss(self) -> nn.Module:
         ds_weights = None

@@ -2,10 +2,16 @@
 
 HolderMITrainer trains every non-empty subset each step, as the paper does, and the feature-fusion
 network 4; these variants tried 4 for the paper's network and all for the feature-fusion network
-(about 2.2 times its step cost; docs/records/synthetic_comparison.md).
+(about 2.2 times its step cost; docs/records/synthetic_comparison.md). `_singlesHalf` draws the
+step's other subset from the single modalities half of the time (uniform drawing: 4 of 14), where
+a unified model is furthest from the dedicated per-subset models (docs/records/ceiling.md).
 """
 
-from nnunet_holder.trainers import HolderMITrainer, HolderMITrainer_featureFusion
+from nnunet_holder.trainers import (
+    HolderMITrainer,
+    HolderMITrainer_featureFusion,
+    HolderMITrainer_inputFusion_distill_demo,
+)
 from nnunet_holder.trainers.overrides import SMALL
 
 
@@ -19,3 +25,7 @@ class HolderMITrainer_featureFusion_allSubsets(HolderMITrainer_featureFusion):
 
 class HolderMITrainer_featureFusion_allSubsets_small(HolderMITrainer_featureFusion_allSubsets):
     overrides = SMALL
+
+
+class HolderMITrainer_inputFusion_distill_singlesHalf_demo(HolderMITrainer_inputFusion_distill_demo):
+    single_modality_share = 0.5
