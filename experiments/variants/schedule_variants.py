@@ -4,7 +4,9 @@
 validation curve reaches its plateau (docs/records/synthetic_comparison.md,
 docs/records/input_fusion_comparison.md). `_demo100`: the demo's earlier schedule (100 x 20), of the
 first 3-seed record; `_demo400` and `_demo800`: twice and four times the demo's budget, whether
-200 epochs is enough (docs/records/demo_record.md). A name ending in a number trains that many epochs.
+200 epochs is enough (docs/records/demo_record.md). `_demo13`: a fifteenth of the demo's budget,
+one of 15 dedicated per-subset models at the compute of one unified model (docs/records/ceiling.md,
+"Equal total compute"). A name ending in a number trains that many epochs.
 """
 
 from typing import Any
@@ -24,6 +26,7 @@ from nnunet_holder.trainers import (
 from nnunet_holder.trainers.overrides import DEMO, SMALL
 
 SMALL160: dict[str, Any] = {**SMALL, "num_epochs": 160}
+DEMO13: dict[str, Any] = {**DEMO, "num_epochs": 13}
 DEMO100: dict[str, Any] = {**DEMO, "num_epochs": 100}
 DEMO400: dict[str, Any] = {**DEMO, "num_epochs": 400}
 DEMO800: dict[str, Any] = {**DEMO, "num_epochs": 800}
@@ -59,6 +62,10 @@ class HolderMITrainer_inputFusion_demo100(HolderMITrainer_inputFusion_demo):
 
 class nnUNetTrainerModalityDropout_demo100(nnUNetTrainerModalityDropout_demo):
     overrides = DEMO100
+
+
+class nnUNetTrainer_demo13(nnUNetTrainer_demo):
+    overrides = DEMO13
 
 
 class nnUNetTrainer_demo100(nnUNetTrainer_demo):
