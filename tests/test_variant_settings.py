@@ -91,6 +91,8 @@ UNCHECKED_SETTINGS = {
     "trainer's step logs the KD part and its sibling's does not",
     "kd_temperature": "passed to HolderMILoss by _build_loss; tests/test_losses_distillation.py checks the "
     "temperature's effect on the loss",
+    "single_modality_share": "read only in _step_subsets; tests/test_seeding.py checks a trainer's training "
+    "draws follow it and its validation draws do not",
 }
 CHECKED_OVERRIDES = {
     "initial_lr",
