@@ -130,7 +130,8 @@ class HolderMITrainer(OverridesMixin, nnUNetTrainer):
     single_modality_share: ClassVar[float | None] = None
     """None: the subsets besides the full set are drawn uniformly. A share in (0, 1): the single
     modalities are drawn with this probability in total (`single_modality_probabilities`); uniform
-    drawing gives them M / (2^M − 2), 4/14 for four modalities."""
+    drawing gives them M / (2^M − 2), 4/14 for four modalities. Only where a step draws
+    (`subsets_per_step` below the number of subsets)."""
     validation_subsets_per_pass: ClassVar[int | None] = None
     """How many subsets one network pass of `validation_step` segments for the pseudo-Dice of all of
     them. None: as many as a training step (`subsets_per_step`, or all), so that validation, which
