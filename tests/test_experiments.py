@@ -41,6 +41,7 @@ def _load(path: Path, name: str):
 
 
 compare = _load(EXPERIMENTS / "compare.py", "experiments_compare")
+ceiling_tables = _load(EXPERIMENTS / "ceiling_tables.py", "experiments_ceiling_tables")
 sys.path.insert(0, str(REPO / "benchmarks"))
 common = _load(REPO / "benchmarks" / "_common.py", "_common")
 
@@ -143,6 +144,62 @@ def test_missing_layout_groups_subsets_by_the_number_of_missing_modalities(table
             assert float(out[region][f"{missing} missing"]) == pytest.approx(expected, rel=1e-12)
         expected_avg = np.mean([subset_mean(source, s, m) for s in ORDER for m in metrics])
         assert float(out[region]["Avg"]) == pytest.approx(expected_avg, rel=1e-12)
+
+
+def _rows(seed: int, order: list[str], low: float, high: float, n_cases: int = 3) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [
+        {"case": f"case_{c}", "subset": subset,
+         **{m: float(rng.uniform(low, high) if m.startswith("Dice") else rng.uniform(0, 50))
+            for m in METRICS}}
+        for c in range(n_cases)
+        for subset in order
+    ]
+
+
+def test_ceiling_tables_renders_the_gap_closed_from_evaluation_tables(tmp_path, capsys):
+    """Two seeds of three models and two dedicated models: the share of the gap is computed from the rows."""
+    rows, args = {}, []
+    for model, (low, high) in {"ref": (0.0, 0.6), "vanilla": (0.0, 0.3), "new": (0.2, 0.8)}.items():
+        for seed in (0, 1):
+            rows[model, seed] = _rows(10 * seed + len(model), ORDER, low, high)
+            folder = tmp_path / f"{model}_s{seed}"
+            write_summary(summarise(rows[model, seed], ORDER, METRICS, modality_names=BRATS), folder)
+            args += ["--model", model, str(seed), str(folder)]
+    for subset, name in (("T1c", "T1c"), ("T1c+Fl", "T1cFl")):
+        for seed in (0, 1):
+            rows[subset, seed] = _rows(100 + seed + len(name), ["Full"], 0.9, 1.0)
+            folder = tmp_path / f"dedicated_{name}_s{seed}"
+            write_summary(summarise(rows[subset, seed], ["Full"], METRICS, modality_names=[name]), folder)
+            args += ["--dedicated", subset, str(seed), str(folder / SUBSET_TABLE)]
+    assert ceiling_tables.main([*args, "--reference", "ref", "--vanilla", "vanilla"]) == 0
+    out = capsys.readouterr().out
+
+    def seed_mean(key: str, subset: str) -> float:
+        return float(np.mean([subset_mean(rows[key, seed], subset, "Dice_WT") for seed in (0, 1)]))
+
+    covered = ["T1c", "T1c+Fl"]
+    top = np.mean([seed_mean(s, "Full") for s in covered])
+    ref, new, vanilla = (np.mean([seed_mean(m, s) for s in covered]) for m in ("ref", "new", "vanilla"))
+    line = next(x for x in out.splitlines() if x.startswith("| WT | new |"))
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[2:5] == [f"{100 * new:.1f}", f"{100 * top:.1f}", f"{100 * (top - new):+.1f}"]
+    assert cells[5] == f"{100 * (new - vanilla) / (top - vanilla):.0f} %"
+    assert cells[6] == f"{100 * (new - ref) / (top - ref):.0f} %"
+    assert "| T1c+Fl |" in out and "| Full (vanilla) |" in out
+
+
+def test_ceiling_tables_refuses_a_subset_the_models_lack(tmp_path):
+    folder = tmp_path / "m"
+    write_summary(summarise(_rows(0, ORDER, 0, 1), ORDER, METRICS, modality_names=BRATS), folder)
+    models = ["--model", "m", "0", str(folder), "--reference", "m", "--vanilla", "m"]
+    with pytest.raises(SystemExit, match="not among the models' subsets"):
+        ceiling_tables.main([*models, "--dedicated", "T1ce", "0", str(folder)])
+    with pytest.raises(SystemExit, match="no --model table"):
+        ceiling_tables.main([*models[:4], "--reference", "m", "--vanilla", "v",
+                             "--dedicated", "T1c", "0", str(folder)])
+    with pytest.raises(SystemExit, match="no subset_table.json"):
+        ceiling_tables.main([*models, "--dedicated", "T1c", "0", str(tmp_path / "nowhere")])
 
 
 @pytest.mark.parametrize("script", SCRIPTS + [EXPERIMENTS / "lib.sh"], ids=lambda p: p.name)
