@@ -1,14 +1,16 @@
 """Training-step time and memory of HolderMITrainer against vanilla nnU-Net on the same BraTS-like plans.
 
 The models are built by the real trainer classes (`HolderMITrainer`, at each `--widths` width,
-`HolderMITrainer_featureFusion`, `HolderMITrainer_inputFusion`, `nnUNetTrainer`): each trainer's own
+`HolderMITrainer_featureFusion`, `HolderMITrainer_inputFusion`,
+`HolderMITrainer_inputFusion_distill_singlesHalf_sample3`, `nnUNetTrainer`): each trainer's own
 `build_network_architecture`, `configure_optimizers` and `_build_loss` (for the vanilla trainer:
 DC_and_BCE_loss in nnU-Net's DeepSupervisionWrapper, as for any region dataset), and every step is
 the trainer's own `train_step`
 (nnU-Net's: autocast fp16 and GradScaler on CUDA, gradient clipping, SGD with momentum;
 HolderMITrainer's is the same step with the step's modality subsets passed to the network, all 15
 by default; the feature-fusion trainer's, 4 of them with the full set; the input-fusion trainer's, 2 of
-them, the full set and one random subset, each a whole pass of nnU-Net's own network).
+them, the full set and one random subset, each a whole pass of nnU-Net's own network; the
+3-subset distillation trainer's, 3 such passes and the distillation term).
 
 Per model three figures, measured interleaved in one process (warm-up rounds, then the median over
 repeats): the full step; the backbone step (the same step with a trivial loss, the mean of every
@@ -50,6 +52,7 @@ from nnunet_holder.trainers import (
     HolderMITrainer,
     HolderMITrainer_featureFusion,
     HolderMITrainer_inputFusion,
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3,
 )
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
@@ -294,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         ] + [(HolderMITrainer_featureFusion, "HolderMITrainer_featureFusion (mean, "
               f"{HolderMITrainer_featureFusion.subsets_per_step} subsets per step)"),
              (HolderMITrainer_inputFusion, "HolderMITrainer_inputFusion "
-              f"({HolderMITrainer_inputFusion.subsets_per_step} subsets per step)")]:
+              f"({HolderMITrainer_inputFusion.subsets_per_step} subsets per step)"),
+             (HolderMITrainer_inputFusion_distill_singlesHalf_sample3,
+              "HolderMITrainer_inputFusion_distill_singlesHalf_sample3 (3 subsets per step)")]:
             trainer = build_trainer(trainer_cls, plans, device)
             params = sum(p.numel() for p in trainer.network.parameters())
             models.append(Model(label, trainer, params))

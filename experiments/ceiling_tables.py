@@ -9,10 +9,10 @@ vanilla model among them (evaluated on the source dataset, absent channels zero-
 dedicated model per subset and seed (`--dedicated SUBSET SEED TABLE`: its table's only subset is its
 own full set). A TABLE is a `subset_table.json` or the folder holding one.
 
-Example (docs/records/ceiling.md, "Three subsets per step"):
-    python experiments/ceiling_tables.py --reference D --vanilla V \\
-        --model D 0 kd/valeval/nnUNetTrainerModalityDropout_fullHalf_demo_s0 \\
-        --model V 0 kd/valceil/Full_s0 --dedicated T1c 0 kd/valceil/T1c_s0 ...
+Example (the full command: docs/records/ceiling.md, "Three subsets per step"):
+    python experiments/ceiling_tables.py --reference dropout --vanilla vanilla \\
+        --model dropout 0 val/dropout_s0 --model vanilla 0 val/vanilla_s0 \\
+        --model candidate 0 val/candidate_s0 --dedicated T1c 0 val/dedicated_T1c_s0 ...
 """
 
 from __future__ import annotations

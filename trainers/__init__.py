@@ -17,6 +17,7 @@ from nnunet_holder.trainers.schedules import SCHEDULE_VARIANTS
 from nnunet_holder.trainers.variants.distillation import (
     HolderMITrainer_featureFusion_distill,
     HolderMITrainer_inputFusion_distill,
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3,
 )
 from nnunet_holder.trainers.variants.feature_fusion import HolderMITrainer_featureFusion
 from nnunet_holder.trainers.variants.input_fusion import HolderMITrainer_inputFusion
@@ -45,6 +46,7 @@ NETWORKS = (
     HolderMITrainer_inputFusion,
     HolderMITrainer_featureFusion_distill,
     HolderMITrainer_inputFusion_distill,
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3,
     nnUNetTrainerModalityDropout,
     nnUNetTrainerModalityDropout_fullHalf,
 )

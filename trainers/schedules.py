@@ -21,6 +21,7 @@ from nnunet_holder.trainers.overrides import DEMO, FIVE_EPOCHS, SMALL, SMOKE, Ov
 from nnunet_holder.trainers.variants.distillation import (
     HolderMITrainer_featureFusion_distill,
     HolderMITrainer_inputFusion_distill,
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3,
 )
 from nnunet_holder.trainers.variants.feature_fusion import HolderMITrainer_featureFusion
 from nnunet_holder.trainers.variants.input_fusion import HolderMITrainer_inputFusion
@@ -40,6 +41,7 @@ SCHEDULED: tuple[type, ...] = (
     HolderMITrainer_inputFusion,
     HolderMITrainer_featureFusion_distill,
     HolderMITrainer_inputFusion_distill,
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3,
     nnUNetTrainerModalityDropout,
     nnUNetTrainerModalityDropout_fullHalf,
     nnUNetTrainer,

@@ -5,8 +5,8 @@ network 4; these variants tried 4 for the paper's network and all for the featur
 (about 2.2 times its step cost; docs/records/synthetic_comparison.md). `_singlesHalf` draws the
 step's other subset from the single modalities half of the time (uniform drawing: 4 of 14), where
 a unified model is furthest from the dedicated per-subset models; `_singles3q` three quarters of the
-time, and `_singlesHalf_sample3` trains 3 subsets a step (the full set and two drawn) with the
-singles half of the draws (docs/records/ceiling.md).
+time (docs/records/ceiling.md). Training 3 subsets a step with the singles half of the draws became
+the product trainer `HolderMITrainer_inputFusion_distill_singlesHalf_sample3`.
 """
 
 from nnunet_holder.trainers import (
@@ -35,9 +35,3 @@ class HolderMITrainer_inputFusion_distill_singlesHalf_demo(HolderMITrainer_input
 
 class HolderMITrainer_inputFusion_distill_singles3q_demo(HolderMITrainer_inputFusion_distill_demo):
     single_modality_share = 0.75
-
-
-class HolderMITrainer_inputFusion_distill_singlesHalf_sample3_demo(
-    HolderMITrainer_inputFusion_distill_singlesHalf_demo
-):
-    subsets_per_step = 3

@@ -11,6 +11,10 @@ against the labels) and the MI term stay. A variant that tries another weight or
 `lambda_kd` or `kd_temperature` (default 1). Hosts: the input-fusion network (nnU-Net's own U-Net,
 the network modality dropout trains) and the feature-fusion network, each with its subset schedule
 (2 and 4 subsets per step, the full set always among them, so every step has its teacher).
+`HolderMITrainer_inputFusion_distill_singlesHalf_sample3` trains 3 subsets a step (the full set and
+two drawn) and draws a single modality half of the time (`single_modality_share`), where a unified
+model is furthest from dedicated per-subset models: on the demo data it closed half of the gap
+between modality dropout and those models in every region (docs/records/ceiling.md).
 """
 
 from nnunet_holder.trainers.variants.feature_fusion import HolderMITrainer_featureFusion
@@ -27,3 +31,10 @@ class HolderMITrainer_featureFusion_distill(HolderMITrainer_featureFusion):
     """Feature fusion with each subset's prediction distilled from the full set's (λ_kd = 1)."""
 
     lambda_kd = 1.0
+
+
+class HolderMITrainer_inputFusion_distill_singlesHalf_sample3(HolderMITrainer_inputFusion_distill):
+    """Input-fusion distillation, 3 subsets a step (the full set and two drawn), singles half the draws."""
+
+    subsets_per_step = 3
+    single_modality_share = 0.5
