@@ -13,8 +13,8 @@ the network modality dropout trains) and the feature-fusion network, each with i
 (2 and 4 subsets per step, the full set always among them, so every step has its teacher).
 `HolderMITrainer_inputFusion_distill_singlesHalf_sample3` trains 3 subsets a step (the full set and
 two drawn) and draws a single modality half of the time (`single_modality_share`), where a unified
-model is furthest from dedicated per-subset models: on the demo data it closed half of the gap
-between modality dropout and those models in every region (docs/records/ceiling.md).
+model is furthest from dedicated per-subset models (the comparison that chose it:
+docs/records/ceiling.md).
 """
 
 from nnunet_holder.trainers.variants.feature_fusion import HolderMITrainer_featureFusion
