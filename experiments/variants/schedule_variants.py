@@ -16,6 +16,7 @@ from nnunet_holder.trainers import (
     HolderMITrainer_featureFusion_demo,
     HolderMITrainer_featureFusion_small,
     HolderMITrainer_inputFusion_demo,
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3_demo,
     HolderMITrainer_inputFusion_small,
     HolderMITrainer_small,
     nnUNetTrainer_demo,
@@ -85,6 +86,12 @@ class HolderMITrainer_inputFusion_demo400(HolderMITrainer_inputFusion_demo):
 
 
 class nnUNetTrainerModalityDropout_demo400(nnUNetTrainerModalityDropout_demo):
+    overrides = DEMO400
+
+
+class HolderMITrainer_inputFusion_distill_singlesHalf_sample3_demo400(
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3_demo
+):
     overrides = DEMO400
 
 
