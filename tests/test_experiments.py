@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -284,3 +285,17 @@ def test_cpu_model_names_family_and_vector_extension():
         "AMD EPYC (family 25 model 17, AVX-512)"
     )
     assert common.cpu_model("model name\t: Some CPU\n") == "Some CPU"
+
+
+def test_ceiling400_tables_share_matches_the_recorded_comparisons_own():
+    """The budget script recomputes the share of the `_fullHalf` -> ceiling gap from the per-seed
+    values of the 200-epoch comparison record; `compare --dedicated` wrote its own share there."""
+    tables = _load(EXPERIMENTS / "ceiling400_tables.py", "ceiling400_tables")
+    recorded = json.loads((REPO / "docs" / "records" / "ceiling_200epochs_sample3.json").read_text())
+    candidate, reference = tables.UNIFIED["sample3"], tables.UNIFIED["fullHalf"]
+    shares = tables.gap_shares(tables.comparison_200(None), tables.comparison_200(candidate),
+                               tables.comparison_200(reference), tables.COVERED)
+    gaps = recorded["ceiling"]["gaps"][candidate]
+    assert set(shares) == set(gaps)
+    for region, share in shares.items():
+        assert share == pytest.approx(gaps[region]["closed_of_reference_gap"], rel=1e-9)
