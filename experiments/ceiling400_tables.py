@@ -120,11 +120,14 @@ def _seed_mean(values: dict[int, float]) -> float:
 
 def gap_shares(ceiling: Source, candidate: Source, reference: Source, subsets: list[str]) -> dict[str, float]:
     """Per region (and their mean): the share of the reference -> ceiling gap the candidate closes,
-    on the mean over `subsets`, of seed means (as `compare --dedicated` reports it)."""
+    on the mean over `subsets`, of seed means (as `compare --dedicated` reports it) over the seeds
+    both models have."""
     shares = {}
     for region in [*REGIONS, "mean"]:
-        top, cand, ref = (_seed_mean(_mean_over(src, subsets, region))
-                          for src in (ceiling, candidate, reference))
+        top = _seed_mean(_mean_over(ceiling, subsets, region))
+        cand, ref = (_mean_over(src, subsets, region) for src in (candidate, reference))
+        seeds = set(cand) & set(ref)
+        cand, ref = (_seed_mean({k: v[k] for k in seeds}) for v in (cand, ref))
         shares[region] = (cand - ref) / (top - ref)
     return shares
 
