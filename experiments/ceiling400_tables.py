@@ -1,15 +1,16 @@
-"""The budget tables of docs/records/ceiling.md: the 3-subset trainer and `_fullHalf` at 200 and 400 epochs.
+"""The budget tables of docs/records/ceiling.md: the ceiling and two unified trainers at 200 and 400 epochs.
 
 Reads the committed evaluations only: `docs/records/ceiling400/{val,test}{200,400}_KEY_sS.json`
-(`subset_table.json` files of `evaluate-subsets`; KEY `sample3`, `fullHalf` or `dedicated_SUBSET`),
-the 3-seed 200-epoch comparison `ceiling_200epochs_sample3.json` (test cases: the ceiling, both
-unified models, vanilla) and `distillation_validation/` (validation cases: the ceiling and the
-3-subset trainer, 3 seeds at 200 epochs). Prints, per case set, the seed-0 table (the ceiling at
-200 and at 400 epochs beside both unified models) and the table of every seed evaluated at 400
-epochs: per subset the region-mean Dice (seed mean ± std), then per region the share of the
-`_fullHalf` -> ceiling gap the 3-subset trainer closes on the mean of the covered subsets. The
-ceiling of the shares is the 200-epoch one (3 seeds; doubling moved it by -0.9..+0.2 points on the
-validation cases).
+(`subset_table.json` files of `evaluate-subsets` or `compare`; KEY `sample3`, `fullHalf`, `vanilla`
+or `dedicated_SUBSET`), the 3-seed 200-epoch comparison `ceiling_200epochs_sample3.json` (test
+cases: the ceiling, both unified models, vanilla) and `distillation_validation/` (validation cases:
+the ceiling and the 3-subset trainer, 3 seeds at 200 epochs). Prints, per case set, the seed-0
+table (the ceiling at 200 and at 400 epochs beside both unified models) and the table of every
+seed evaluated at 400 epochs: per subset the region-mean Dice (seed mean ± std), then per region
+the share of the `_fullHalf` -> ceiling gap the 3-subset trainer closes, against the 200-epoch
+ceiling (3 seeds) on the mean of the covered subsets and against the 400-epoch ceiling (the
+dedicated models and vanilla at 400, the seeds recorded: equal per-model budget) on the mean of
+the four single modalities.
 usage: python experiments/ceiling400_tables.py
 """
 
@@ -57,7 +58,9 @@ def _recorded(key: str, cases: str, epochs: int) -> Source:
 
 
 def _dedicated_recorded(cases: str, epochs: int) -> Source:
+    """The ceiling of the recorded runs: each single modality's dedicated model, the full set vanilla's."""
     by_subset = {s: _recorded(f"dedicated_{s}", cases, epochs) for s in SINGLES}
+    by_subset["Full"] = _recorded("vanilla", cases, epochs)
     return lambda subset, region: by_subset[subset](subset, region) if subset in by_subset else {}
 
 
@@ -157,7 +160,8 @@ def main() -> int:
         print("\n".join(_rows(seed0)))
         ceiling = comparison_200(None) if cases == "test" else _validation_200("ceiling")
         sample3_200 = comparison_200(UNIFIED["sample3"]) if cases == "test" else _validation_200("sample3")
-        columns = {"ceiling 200": ceiling, "3-subset 200": sample3_200,
+        ceiling_400 = _dedicated_recorded(cases, 400)
+        columns = {"ceiling 200": ceiling, "ceiling 400": ceiling_400, "3-subset 200": sample3_200,
                    "3-subset 400": _recorded("sample3", cases, 400),
                    "_fullHalf 400": _recorded("fullHalf", cases, 400)}
         if cases == "test":
@@ -171,6 +175,9 @@ def main() -> int:
             print(f"\n{cases}, {epochs} epochs: the share of the `_fullHalf` -> ceiling gap closed, "
                   f"mean of {', '.join(COVERED)} (Dice %)\n")
             print("\n".join(_shares(ceiling, columns[pair[0]], columns[pair[1]], COVERED)))
+        print(f"\n{cases}, 400 epochs against the 400-epoch ceiling (equal per-model budget): the share "
+              f"of the `_fullHalf` -> ceiling gap closed, mean of {', '.join(SINGLES)} (Dice %)\n")
+        print("\n".join(_shares(ceiling_400, columns["3-subset 400"], columns["_fullHalf 400"], SINGLES)))
     return 0
 
 
