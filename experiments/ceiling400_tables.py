@@ -168,6 +168,9 @@ def main() -> int:
             columns["_fullHalf 200"] = comparison_200(UNIFIED["fullHalf"])
         print(f"\n## {cases}, every seed at 400 epochs, region-mean Dice % (seed mean ± std)\n")
         print("\n".join(_rows(columns)))
+        print("\nceiling 400, seeds recorded: " + ", ".join(
+            f"{subset} {' '.join(map(str, sorted(ceiling_400(subset, 'mean')))) or '–'}"
+            for subset in [*SINGLES, "Full"]))
         for epochs in (200, 400):
             pair = (f"3-subset {epochs}", f"_fullHalf {epochs}")
             if pair[1] not in columns:
