@@ -33,9 +33,11 @@ from nnunet_holder.compare.claims import (
     process_alive,
     process_start,
     read_claim,
+    trainings_beside,
 )
 from nnunet_holder.compare.progress import TrainingProgress, num_epochs, run_status, write_status
-from nnunet_holder.compare.runs import Run
+from nnunet_holder.compare.runs import Run, slot_env, usable_cores
+from nnunet_holder.compare.work import Worker
 from nnunet_holder.file_names import COMPARISON_JSON, STATUS_JSON, STATUS_MD, SUBSET_TABLE, TIMING
 from nnunet_holder.parts import atomic_write
 
@@ -238,6 +240,37 @@ def test_the_epoch_count_is_nnunets_own_record(tmp_path):
     assert num_epochs(tmp_path) is None
     (tmp_path / "debug.json").write_text(json.dumps({"num_epochs": "1000", "other": "x"}))
     assert num_epochs(tmp_path) == 1000
+
+
+def test_a_worker_shares_the_cores_with_the_trainings_of_other_workers_on_its_host(tmp_path, capsys):
+    """Each worker divided the cores by its own --jobs only: two workers on one 2-core host ran
+    four threads, ten times slower (docs/guide/compare.md)."""
+    runs = [Run(f"T{k}", 0, tmp_path, "Dataset001_X", "nnUNetPlans", "3d_fullres", 0) for k in range(6)]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = {"pid": other.pid, "start": process_start(other.pid)}
+        records = [
+            _record(**live, stage="training"),  # counted: another live worker of this host trains
+            _record(**live, stage="evaluating"),  # evaluation is one process, not a training's threads
+            _record(pid=_dead_pid(), stage="training"),
+            _record(stage="training"),  # this worker's own slot, counted by its --jobs
+            _record(host="elsewhere", stage="training"),
+        ]
+        for run, record in zip(runs, records, strict=False):
+            run.claims_folder.mkdir(parents=True)
+            (run.claims_folder / "0.json").write_text(json.dumps(record))
+        assert trainings_beside([r.claims_folder for r in runs], Takeover()) == [other.pid]
+        worker = Worker(runs, tmp_path, "cpu", {}, False, Takeover(), jobs=1)
+        assert worker._beside(runs[5]) == 1
+        assert f"pid {other.pid}" in capsys.readouterr().out
+        assert Worker(runs, tmp_path, "cuda", {}, False, Takeover(), jobs=1)._beside(runs[5]) == 0
+    finally:
+        other.kill()
+        other.wait()
+    share = str(max(1, usable_cores() // 2))
+    assert slot_env(0, 1, "cpu", beside=1)["nnUNet_torch_threads"] == share
+    assert slot_env(0, 1, "cpu", beside=0) == {}  # a lone training keeps nnU-Net's own thread choice
+    assert slot_env(0, 1, "cuda", beside=1) == {}
 
 
 def _evaluated(run: Run) -> None:

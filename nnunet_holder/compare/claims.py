@@ -30,7 +30,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,6 +233,28 @@ class Claim:
         self._stop.set()
         now = time.time()
         self.update(state=state, message=message, ended=now, child=None)
+
+
+def trainings_beside(folders: Iterable[Path], takeover: Takeover) -> list[int]:
+    """The pids of the other workers on this host whose live claim among `folders` is training now.
+
+    Each worker divides the cores only among its own `--jobs`; a second worker on the same host
+    must count these to keep the host's threads within its cores.
+    """
+    pids = []
+    for folder in folders:
+        current = Claims(folder).current()
+        if current is None or (record := current[1]) is None:
+            continue
+        if (
+            record.get("host") == HOST
+            and record.get("pid") != os.getpid()
+            and record.get("state") == ACTIVE
+            and record.get("stage") == "training"
+            and not takeover.stale(record, current[2])
+        ):
+            pids.append(record["pid"])
+    return pids
 
 
 @contextlib.contextmanager

@@ -338,8 +338,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
     p.add_argument(
         "--jobs", type=int, default=1,
-        help="trainings side by side (default 1). On the CPU each gets cores/JOBS torch threads "
-        "(nnUNet_torch_threads; a thread count other than a lone run's changes its float rounding); "
+        help="trainings side by side (default 1). On the CPU each gets cores/JOBS torch threads, fewer "
+        "where other workers of the comparison train on the same host (nnUNet_torch_threads; a thread "
+        "count other than a lone run's changes its float rounding); "
         "on CUDA each gets one GPU of CUDA_VISIBLE_DEVICES, round robin",
     )
     p.add_argument(

@@ -166,15 +166,17 @@ small host that stalls the run beside it for the length of the other run's valid
 (docs/records/demo_record.md, "Concurrent trainings")."""
 
 
-def slot_env(slot: int, jobs: int, device: str) -> dict[str, str]:
+def slot_env(slot: int, jobs: int, device: str, beside: int = 0) -> dict[str, str]:
     """The environment of training slot `slot` of `jobs` concurrent ones: on the CPU an equal share
-    of this process's cores, for torch and for every process the training starts; on CUDA one
-    visible GPU per slot, round robin."""
+    of this process's cores, for torch and for every process the training starts, counting the
+    `beside` trainings other workers run on this host; on CUDA one visible GPU per slot, round robin."""
+    if device == "cpu":
+        if jobs + beside == 1:
+            return {}
+        share = str(max(1, usable_cores() // (jobs + beside)))
+        return {THREADS_VARIABLE: share, **dict.fromkeys(CHILD_THREAD_VARIABLES, share)}
     if jobs == 1:
         return {}
-    if device == "cpu":
-        share = str(max(1, usable_cores() // jobs))
-        return {THREADS_VARIABLE: share, **dict.fromkeys(CHILD_THREAD_VARIABLES, share)}
     visible = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
     if not visible:
         import torch

@@ -31,6 +31,7 @@ from nnunet_holder.compare.claims import (
     Takeover,
     heartbeat_interval,
     process_start,
+    trainings_beside,
 )
 from nnunet_holder.compare.progress import TrainingProgress, num_epochs, write_status
 
@@ -115,7 +116,7 @@ class Worker:
 
             claim.update(stage="training", trained=True)
             self.write_status()
-            slot_env = R.slot_env(slot, self.jobs, self.device)
+            slot_env = R.slot_env(slot, self.jobs, self.device, self._beside(run))
             note = f"{claim.record['host']} pid {claim.record['pid']}, claim {claim.number}"
             try:
                 R.train(
@@ -139,6 +140,23 @@ class Worker:
             raw = Path(nnUNet_raw) / run.dataset_folder
             R.evaluate(run, raw / "imagesTs", raw / "labelsTs", self.device, self.mirroring)
         claim.release(DONE)
+
+    def _beside(self, run: R.Run) -> int:
+        """How many trainings of other workers of this comparison run on this host (CPU only: they
+        share its cores with this worker's trainings); says so where there are any."""
+        if self.device != "cpu":
+            return 0
+        pids = trainings_beside((r.claims_folder for r in self.runs), self.takeover)
+        if pids:
+            share = max(1, R.usable_cores() // (self.jobs + len(pids)))
+            print(
+                f"{run.name} seed {run.seed}: {len(pids)} training(s) of other workers of this comparison "
+                f"run on this host (pid {', '.join(map(str, sorted(set(pids))))}); this one gets {share} of "
+                f"{R.usable_cores()} cores, while those keep the threads they started with. On one machine "
+                "run one worker with --jobs N instead (docs/guide/compare.md).",
+                flush=True,
+            )
+        return len(pids)
 
     @staticmethod
     def _child(claim: Claim, proc: subprocess.Popen) -> None:
