@@ -36,7 +36,7 @@ from nnunet_holder.compare.claims import (
     trainings_beside,
 )
 from nnunet_holder.compare.progress import TrainingProgress, num_epochs, run_status, write_status
-from nnunet_holder.compare.runs import Run, slot_env, usable_cores
+from nnunet_holder.compare.runs import Run, shares_cores, slot_env, usable_cores
 from nnunet_holder.compare.work import Worker
 from nnunet_holder.file_names import COMPARISON_JSON, STATUS_JSON, STATUS_MD, SUBSET_TABLE, TIMING
 from nnunet_holder.parts import atomic_write
@@ -259,7 +259,13 @@ def test_a_worker_shares_the_cores_with_the_trainings_of_other_workers_on_its_ho
         for run, record in zip(runs, records, strict=False):
             run.claims_folder.mkdir(parents=True)
             (run.claims_folder / "0.json").write_text(json.dumps(record))
-        assert trainings_beside([r.claims_folder for r in runs], Takeover()) == [other.pid]
+        folders = [r.claims_folder for r in runs]
+        assert trainings_beside(folders, Takeover()) == [other.pid]
+        training = {"pid": os.getpid(), "start": process_start(os.getpid())}
+        with_child = _record(**live, stage="training", child=training)
+        (runs[0].claims_folder / "1.json").write_text(json.dumps(with_child))
+        assert trainings_beside(folders, Takeover()) == [os.getpid()]  # the training's pid, not its worker's
+        (runs[0].claims_folder / "1.json").unlink()
         worker = Worker(runs, tmp_path, "cpu", {}, False, Takeover(), jobs=1)
         assert worker._beside(runs[5]) == 1
         assert f"pid {other.pid}" in capsys.readouterr().out
@@ -268,9 +274,29 @@ def test_a_worker_shares_the_cores_with_the_trainings_of_other_workers_on_its_ho
         other.kill()
         other.wait()
     share = str(max(1, usable_cores() // 2))
+    assert shares_cores(os.getpid())
     assert slot_env(0, 1, "cpu", beside=1)["nnUNet_torch_threads"] == share
     assert slot_env(0, 1, "cpu", beside=0) == {}  # a lone training keeps nnU-Net's own thread choice
     assert slot_env(0, 1, "cuda", beside=1) == {}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two processes on disjoint cores need two")
+def test_trainings_on_other_cores_are_not_shared_with():
+    """Slurm tasks of one node each get cores of their own: a worker must not divide its cores by
+    the trainings of the node's other tasks."""
+    mine, theirs = sorted(os.sched_getaffinity(0))[:2]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(other.pid, {theirs})
+        os.sched_setaffinity(0, {mine})
+        assert not shares_cores(other.pid)
+        os.sched_setaffinity(0, {mine, theirs})
+        assert shares_cores(other.pid)
+    finally:
+        os.sched_setaffinity(0, before)
+        other.kill()
+        other.wait()
 
 
 def _evaluated(run: Run) -> None:

@@ -236,11 +236,8 @@ class Claim:
 
 
 def trainings_beside(folders: Iterable[Path], takeover: Takeover) -> list[int]:
-    """The pids of the other workers on this host whose live claim among `folders` is training now.
-
-    Each worker divides the cores only among its own `--jobs`; a second worker on the same host
-    must count these to keep the host's threads within its cores.
-    """
+    """The training processes (pids) of the other workers on this host whose live claim among
+    `folders` is training now: the claim's training, or its worker where none is recorded yet."""
     pids = []
     for folder in folders:
         current = Claims(folder).current()
@@ -253,7 +250,7 @@ def trainings_beside(folders: Iterable[Path], takeover: Takeover) -> list[int]:
             and record.get("stage") == "training"
             and not takeover.stale(record, current[2])
         ):
-            pids.append(record["pid"])
+            pids.append((record.get("child") or record)["pid"])
     return pids
 
 

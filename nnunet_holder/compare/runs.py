@@ -156,6 +156,17 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def shares_cores(pid: int) -> bool:
+    """Whether process `pid` may run on a core this process may run on (True where the OS does not
+    tell: Slurm tasks of one node with cores of their own do not share them)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return True
+    try:
+        return bool(os.sched_getaffinity(pid) & os.sched_getaffinity(0))
+    except OSError:  # gone meanwhile, or not ours to inspect
+        return True
+
+
 THREAD_POOL_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """The thread counts a fresh interpreter's native libraries read (OpenMP for torch, MKL, OpenBLAS)."""
 CHILD_THREAD_VARIABLES = (*THREAD_POOL_VARIABLES, "nnUNet_def_n_proc")

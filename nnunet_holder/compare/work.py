@@ -142,18 +142,21 @@ class Worker:
         claim.release(DONE)
 
     def _beside(self, run: R.Run) -> int:
-        """How many trainings of other workers of this comparison run on this host (CPU only: they
-        share its cores with this worker's trainings); says so where there are any."""
+        """How many trainings of other workers of this comparison run on this worker's cores (CPU
+        only); says so where there are any."""
         if self.device != "cpu":
             return 0
-        pids = trainings_beside((r.claims_folder for r in self.runs), self.takeover)
+        others = trainings_beside((r.claims_folder for r in self.runs), self.takeover)
+        pids = [pid for pid in others if R.shares_cores(pid)]
         if pids:
-            share = max(1, R.usable_cores() // (self.jobs + len(pids)))
+            cores = R.usable_cores()
+            share = max(1, cores // (self.jobs + len(pids)))
+            listed = ", ".join(map(str, sorted(pids)))
             print(
                 f"{run.name} seed {run.seed}: {len(pids)} training(s) of other workers of this comparison "
-                f"run on this host (pid {', '.join(map(str, sorted(set(pids))))}); this one gets {share} of "
-                f"{R.usable_cores()} cores, while those keep the threads they started with. On one machine "
-                "run one worker with --jobs N instead (docs/guide/compare.md).",
+                f"run on this worker's cores (pid {listed}); this one gets {share} of {cores} cores, while "
+                "those keep the threads they started with. On one machine run one worker with --jobs N "
+                "instead (docs/guide/compare.md).",
                 flush=True,
             )
         return len(pids)
