@@ -49,14 +49,27 @@ def test_bad_thread_counts_are_refused(monkeypatch, value):
 
 
 def test_concurrent_trainings_share_the_cores_or_get_one_gpu_each(monkeypatch):
-    assert slot_env(0, 1, "cpu") == {}
     cores = len(os.sched_getaffinity(0))
+    if cores == os.cpu_count():  # a lone training on the whole machine keeps nnU-Net's own choice
+        assert slot_env(0, 1, "cpu") == {}
     assert slot_env(1, 2, "cpu")["nnUNet_torch_threads"] == str(max(1, cores // 2))
     assert slot_env(0, 4 * cores, "cpu")["nnUNet_torch_threads"] == "1"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5")
     assert [slot_env(s, 3, "cuda") for s in range(3)] == [
         {"CUDA_VISIBLE_DEVICES": g} for g in ("3", "5", "3")
     ]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a machine of two cores or more")
+def test_a_lone_training_on_part_of_the_machine_keeps_to_its_cores():
+    """nnUNetv2_train -device cpu takes os.cpu_count() threads: a worker that may run on one core
+    (taskset, a Slurm allocation) must hand its training that one core's thread."""
+    probe = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+        "from nnunet_holder.compare.runs import slot_env; print(slot_env(0, 1, 'cpu'))"
+    )
+    seen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "'nnUNet_torch_threads': '1'" in seen.stdout
 
 
 def test_the_processes_a_concurrent_training_starts_keep_to_its_share(monkeypatch):

@@ -182,9 +182,12 @@ def slot_env(slot: int, jobs: int, device: str, beside: int = 0) -> dict[str, st
     of this process's cores, for torch and for every process the training starts, counting the
     `beside` trainings other workers run on this host; on CUDA one visible GPU per slot, round robin."""
     if device == "cpu":
-        if jobs + beside == 1:
+        cores = usable_cores()
+        # nnUNetv2_train -device cpu takes a thread per core of the machine, the right count only
+        # where this process may use them all (not in a Slurm allocation or under taskset)
+        if jobs + beside == 1 and cores == (os.cpu_count() or cores):
             return {}
-        share = str(max(1, usable_cores() // (jobs + beside)))
+        share = str(max(1, cores // (jobs + beside)))
         return {THREADS_VARIABLE: share, **dict.fromkeys(CHILD_THREAD_VARIABLES, share)}
     if jobs == 1:
         return {}
