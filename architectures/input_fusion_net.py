@@ -11,10 +11,15 @@ full set's (d_f). Prediction costs one pass whatever the number k of available m
 Unlike the two modality-parallel networks, this one has no per-modality norms: a missing
 modality does reach the network, as zeros, exactly as in the modality-dropout baseline. With
 `availability_channels` the input also carries the subset's 0/1 mask as M constant channels, so
-the first convolution can tell an absent modality from a dark region of a present one.
+the first convolution can tell an absent modality from a dark region of a present one. With
+`subset_norms` every normalization of the backbone has one affine per subset (2^M - 1 of them, a
+`ModalityNorm` whose groups are the subsets): the convolutions stay shared, and each subset gets
+its own scale and shift of every feature, a few hundred parameters per subset.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 from nnunet_holder.architectures.modality_net import ModalityNetwork
@@ -25,18 +30,30 @@ class InputFusionNet(ModalityNetwork):
     """The plans' U-Net on the M channels with absent modalities zeroed, and MI regressors.
 
     Args: those of `ModalityNetwork` (the plans' norms are kept; `width` 1.0 is nnU-Net's network),
-        and `availability_channels`: also feed each input's availability mask, (M, *spatial)
-        constant maps, so the backbone has 2M input channels.
+        `availability_channels`: also feed each input's availability mask, (M, *spatial)
+        constant maps, so the backbone has 2M input channels, and `subset_norms`: the plans' norms
+        without affine, followed by the affine of the input's subset (subset code sum_m 2^m - 1).
     """
 
     uses_modality_norms = False
 
     def __init__(
-        self, *args, deep_supervision: bool = True, availability_channels: bool = False, **kwargs
+        self,
+        *args,
+        deep_supervision: bool = True,
+        availability_channels: bool = False,
+        subset_norms: bool = False,
+        **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.availability_channels = availability_channels
-        plain = {**self.scaled_kwargs, "norm_op": self.base_norm, "norm_op_kwargs": self.base_norm_kwargs}
+        self.subset_norms = subset_norms
+        plain = dict(self.scaled_kwargs)
+        if subset_norms:
+            groups = 2**self.num_modalities - 1
+            plain["norm_op_kwargs"] = {**plain["norm_op_kwargs"], "num_modalities": groups}
+        else:
+            plain.update(norm_op=self.base_norm, norm_op_kwargs=self.base_norm_kwargs)
         self.backbone = self.backbone_class(
             input_channels=self.num_modalities * (2 if availability_channels else 1),
             num_classes=self.num_classes, deep_supervision=deep_supervision, **plain,
@@ -63,8 +80,14 @@ class InputFusionNet(ModalityNetwork):
         inputs = x.unsqueeze(1) * keep
         if self.availability_channels:
             inputs = torch.cat([inputs, keep.expand_as(inputs)], dim=2)
-        skips = self.backbone.encoder(inputs.flatten(0, 1))
-        out = self.backbone.decoder(skips)
+        groups = nullcontext()
+        if self.subset_norms:
+            bits = 2 ** torch.arange(self.num_modalities, device=x.device)
+            codes = (mask.view(per_sample, s, self.num_modalities).long() * bits).sum(-1) - 1
+            groups = self.folded_index(codes.expand(b, s).flatten())
+        with groups:
+            skips = self.backbone.encoder(inputs.flatten(0, 1))
+            out = self.backbone.decoder(skips)
         outs = out if isinstance(out, (list, tuple)) else [out]
         return [f.view(b, s, *f.shape[1:]) for f in skips], [o.view(b, s, *o.shape[1:]) for o in outs]
 

@@ -166,7 +166,13 @@ class ModalityNetwork(nn.Module, ABC):
     @contextmanager
     def folded(self, modalities: torch.Tensor, batch: int) -> Iterator[None]:
         """Tell every ModalityNorm that the folded batch holds `modalities` (k,) for each of `batch` cases."""
-        self._folded.index = modalities.repeat(batch)
+        with self.folded_index(modalities.repeat(batch)):
+            yield
+
+    @contextmanager
+    def folded_index(self, index: torch.Tensor) -> Iterator[None]:
+        """Tell every ModalityNorm the affine group of each element of the batch, `index` (N,)."""
+        self._folded.index = index
         try:
             yield
         finally:

@@ -18,7 +18,7 @@ from typing import Any
 import nnunet_holder.trainers.ext.nnunet_holder_trainers as shim
 import pytest
 import torch
-from nnunet_holder.architectures import FeatureFusionNet, InputFusionNet, ModalityParallelNet
+from nnunet_holder.architectures import FeatureFusionNet, InputFusionNet, ModalityNorm, ModalityParallelNet
 from nnunet_holder.architectures.fusion import MaskedMean, MeanVariance, ModalityAttention
 from nnunet_holder.trainers.holder_mi import HolderMITrainer
 from nnunet_holder.trainers.overrides import ThinnedProgressPlot
@@ -80,6 +80,7 @@ CHECKED_SETTINGS = {
     "network_class",
     "fusion",
     "availability_channels",
+    "subset_norms",
 }
 # settings no object built by initialize() holds; comparing the class attribute with itself
 # would prove nothing, so they are listed, not tested
@@ -195,6 +196,9 @@ def _check_network(trainer: HolderMITrainer, cls: type[HolderMITrainer]) -> None
     first = next(m for m in encoder.modules() if isinstance(m, encoder.conv_op))
     if isinstance(net, InputFusionNet):  # and the availability mask's M channels where asked for
         assert first.in_channels == trainer.num_input_channels * (2 if cls.availability_channels else 1)
+        # one affine per modality subset in every norm where asked for, else the plans' own norms
+        groups = {m.weight.shape[0] for m in net.backbone.modules() if isinstance(m, ModalityNorm)}
+        assert groups == ({2**trainer.num_input_channels - 1} if cls.subset_norms else set())
     else:
         assert first.in_channels == 1
     plans_features = trainer.configuration_manager.network_arch_init_kwargs["features_per_stage"]

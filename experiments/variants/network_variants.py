@@ -1,13 +1,20 @@
 """Network variants: the backbone's width, learned logit fusion, no deep supervision, the
-feature-fusion operators, and the input-fusion network told which modalities are present.
+feature-fusion operators, the input-fusion network told which modalities are present, and the
+input-fusion network with one norm affine per modality subset.
 
 The feature-fusion operators are keys of `architectures.fusion.FEATURE_FUSIONS`; the product's
 default, the plain mean, was chosen among them on the validation cases
 (docs/records/synthetic_comparison.md). The availability channels were tried on the demo's
-earlier schedule (docs/records/demo_record.md).
+earlier schedule (docs/records/demo_record.md). The subset norms were tried on the 3-subset
+product trainer, against the dedicated per-subset models (docs/records/ceiling.md).
 """
 
-from nnunet_holder.trainers import HolderMITrainer, HolderMITrainer_featureFusion, HolderMITrainer_inputFusion
+from nnunet_holder.trainers import (
+    HolderMITrainer,
+    HolderMITrainer_featureFusion,
+    HolderMITrainer_inputFusion,
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3_demo,
+)
 from nnunet_holder.trainers.overrides import SMALL
 from schedule_variants import DEMO100
 
@@ -70,3 +77,11 @@ class HolderMITrainer_inputFusion_availabilityChannels_demo100(
     HolderMITrainer_inputFusion_availabilityChannels,
 ):
     overrides = DEMO100
+
+
+class HolderMITrainer_inputFusion_distill_singlesHalf_sample3_subsetNorms_demo(
+    HolderMITrainer_inputFusion_distill_singlesHalf_sample3_demo,
+):
+    """The 3-subset trainer with one affine per modality subset in every norm of the backbone."""
+
+    subset_norms = True

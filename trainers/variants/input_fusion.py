@@ -10,9 +10,10 @@ passes of the baseline's network. So the difference from modality dropout is wha
 method adds: the full set in every step, the Hölder term and the MI alignment of every subset's
 features with the full set's. Averaging the two subsets' losses gives the full set half the
 gradient that vanilla nnU-Net gives it; `full_set_weight` and `subset_reduction` change how the
-step's subsets are weighted (`HolderMILoss`), and `availability_channels` feeds the subset's mask
-as M more input channels. The variants that tried them (and nnU-Net's cross-entropy in place of
-the Hölder term) are in experiments/variants/ (docs/records/input_fusion_comparison.md).
+step's subsets are weighted (`HolderMILoss`), `availability_channels` feeds the subset's mask
+as M more input channels, and `subset_norms` gives each subset its own affine in every norm. The
+variants that tried them (and nnU-Net's cross-entropy in place of the Hölder term) are in
+experiments/variants/ (docs/records/input_fusion_comparison.md, docs/records/ceiling.md).
 """
 
 from typing import ClassVar
@@ -29,6 +30,8 @@ class HolderMITrainer_inputFusion(HolderMITrainer):
     subsets_per_step = 2
     availability_channels: ClassVar[bool] = False
     """Feed the subset's 0/1 availability mask as M more input channels (`InputFusionNet`)."""
+    subset_norms: ClassVar[bool] = False
+    """One affine per modality subset in every normalization of the backbone (`InputFusionNet`)."""
 
     @classmethod
     def network_options(cls) -> dict:
@@ -36,4 +39,5 @@ class HolderMITrainer_inputFusion(HolderMITrainer):
             "width": cls.width,
             "mi_stages": cls.mi_stages,
             "availability_channels": cls.availability_channels,
+            "subset_norms": cls.subset_norms,
         }
