@@ -43,6 +43,7 @@ def _load(path: Path, name: str):
 
 compare = _load(EXPERIMENTS / "compare.py", "experiments_compare")
 ceiling_tables = _load(EXPERIMENTS / "ceiling_tables.py", "experiments_ceiling_tables")
+threshold_sweep = _load(EXPERIMENTS / "threshold_sweep.py", "experiments_threshold_sweep")
 sys.path.insert(0, str(REPO / "benchmarks"))
 common = _load(REPO / "benchmarks" / "_common.py", "_common")
 
@@ -299,3 +300,30 @@ def test_ceiling400_tables_share_matches_the_recorded_comparisons_own():
     assert set(shares) == set(gaps)
     for region, share in shares.items():
         assert share == pytest.approx(gaps[region]["closed_of_reference_gap"], rel=1e-9)
+
+
+def test_threshold_sweep_dice_matches_scikit_learn_at_every_threshold(tmp_path):
+    """Each region's Dice at each threshold is scikit-learn's F1 of the same voxels, with the saved
+    probabilities (C, z, y, x) aligned to the label read as (x, y, z)."""
+    import nibabel as nib
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    labels, predictions = tmp_path / "labels", tmp_path / "pred"
+    labels.mkdir()
+    predictions.mkdir()
+    expected: dict[str, dict[float, list[float]]] = {}
+    for case in ("a", "b"):
+        label = rng.integers(0, 4, size=(6, 5, 4)).astype(np.uint8)  # (x, y, z), as on disk
+        nib.save(nib.Nifti1Image(label, np.eye(4)), labels / f"{case}.nii.gz")
+        probabilities = rng.random((3, 4, 5, 6)).astype(np.float32)  # (C, z, y, x), as nnU-Net saves
+        np.savez(predictions / f"{case}.npz", probabilities=probabilities)
+        for r, (name, values) in enumerate(threshold_sweep.REGIONS.items()):
+            truth = np.isin(label, values).transpose(2, 1, 0).ravel()
+            for t in threshold_sweep.THRESHOLDS:
+                score = f1_score(truth, probabilities[r].ravel() > t)
+                expected.setdefault(name, {}).setdefault(t, []).append(score)
+    result = threshold_sweep.sweep(predictions, labels)
+    for name, by_t in expected.items():
+        for t, scores in by_t.items():
+            assert result[name][t] == pytest.approx(100 * np.mean(scores))
