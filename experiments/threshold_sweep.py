@@ -18,13 +18,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from nnunet_holder.brats import NNUNET_REGIONS, REGION_NAMES
+from nnunet_holder.evaluate.metrics import dice
+
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
-REGIONS = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
-
-
-def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    total = prediction.sum() + truth.sum()
-    return 1.0 if total == 0 else 2.0 * float((prediction & truth).sum()) / float(total)
+REGIONS = dict(zip(REGION_NAMES, NNUNET_REGIONS, strict=True))
 
 
 def sweep(folder: Path, labels: Path) -> dict[str, dict[float, float]]:
