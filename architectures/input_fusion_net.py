@@ -14,7 +14,7 @@ modality does reach the network, as zeros, exactly as in the modality-dropout ba
 the first convolution can tell an absent modality from a dark region of a present one. With
 `subset_norms` every normalization of the backbone has one affine per subset (2^M - 1 of them, a
 `ModalityNorm` whose groups are the subsets): the convolutions stay shared, and each subset gets
-its own scale and shift of every feature, a few hundred parameters per subset.
+its own scale and shift of every feature (two parameters per feature of every norm and subset).
 """
 
 from __future__ import annotations
