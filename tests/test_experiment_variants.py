@@ -23,6 +23,7 @@ from nnunet_holder.trainers import ALL_TRAINERS
 from nnunet_holder.trainers.overrides import OverridesMixin
 from nnunet_holder.trainers.schedules import SCHEDULES
 from nnunetv2.run.run_training import get_trainer_from_args
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.find_class_by_name import (
     temporarily_cleanup_imports_from_path,
     temporarily_extend_syspath,
@@ -45,7 +46,7 @@ def _defined(path) -> dict[str, type]:
         return {
             name: value
             for name, value in vars(module).items()
-            if isinstance(value, type) and value.__module__ == path.stem
+            if isinstance(value, type) and issubclass(value, nnUNetTrainer) and value.__module__ == path.stem
         }
 
 
@@ -87,8 +88,12 @@ STEPPED = sorted(n for n in VARIANTS if _changes_more_than_its_schedule(n))
 
 
 def test_the_stepped_variants_are_the_behaviour_probes():
-    assert {"HolderMITrainer_learnedFusion", "nnUNetTrainerModalityDropout_keep75_demo",
-            "nnUNetTrainerModalityDropout_lr0p02_demo", "HolderMITrainer_noDeepSupervision"} <= set(STEPPED)
+    assert {
+        "HolderMITrainer_learnedFusion",
+        "nnUNetTrainerModalityDropout_keep75_demo",
+        "nnUNetTrainerModalityDropout_lr0p02_demo",
+        "HolderMITrainer_noDeepSupervision",
+    } <= set(STEPPED)
     assert "HolderMITrainer_demo800" not in STEPPED
 
 
@@ -105,3 +110,26 @@ def test_every_variant_runs_a_train_and_a_validation_step(in_nnunet_env, monkeyp
     with torch.no_grad():
         val = trainer.validation_step(next(dl_val))
     assert np.isfinite(val["loss"]) and val["tp_hard"].shape == (3,)
+
+
+@pytest.mark.parametrize(
+    "name", ["nnUNetTrainer_demo_doubleWidth", "nnUNetTrainerModalityDropout_fullHalf_demo_doubleWidth"]
+)
+def test_the_wider_backbone_is_built_alike_for_training_and_prediction(in_nnunet_env, monkeypatch, name):
+    monkeypatch.setenv("nnUNet_extTrainer", with_experiment_variants(os.environ)["nnUNet_extTrainer"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, name, device=torch.device("cpu"))
+    trainer.initialize()
+    planned = trainer.configuration_manager.network_arch_init_kwargs["features_per_stage"]
+    convs = [m for m in trainer.network.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert convs[0].out_channels == 2 * planned[0] and max(c.out_channels for c in convs) == 2 * planned[-1]
+    # nnU-Net's predictor builds the network from the model folder's plans (the dataset's, unchanged)
+    # through the same class method, without deep supervision: the trained weights must load into it
+    predicting = type(trainer).build_network_architecture(
+        trainer.plans_manager,
+        trainer.plans_manager.get_configuration("3d_fullres"),
+        trainer.num_input_channels,
+        trainer.label_manager.num_segmentation_heads,
+        enable_deep_supervision=False,
+    )
+    predicting.load_state_dict(trainer.network.state_dict())
