@@ -1,6 +1,6 @@
 """The budget tables of docs/records/ceiling.md: the ceiling and two unified trainers at 200 and 400 epochs.
 
-Reads the committed evaluations only: `docs/records/ceiling400/{val,test}{200,400}_KEY_sS.json`
+Reads the committed evaluations only: `docs/records/ceiling400/{val,test}{200,400,800}_KEY_sS.json`
 (`subset_table.json` files of `evaluate-subsets` or `compare`; KEY `sample3`, `fullHalf`, `vanilla`
 or `dedicated_SUBSET`), the 3-seed 200-epoch comparison `ceiling_200epochs_sample3.json` (test
 cases: the ceiling, both unified models, vanilla) and `distillation_validation/` (validation cases:
@@ -10,7 +10,8 @@ seed evaluated at 400 epochs: per subset the region-mean Dice (seed mean ± std)
 the share of the `_fullHalf` -> ceiling gap the 3-subset trainer closes, against the 200-epoch
 ceiling (3 seeds) on the mean of the covered subsets and against the 400-epoch ceiling (the
 dedicated models and vanilla at 400, the seeds recorded: equal per-model budget) on the mean of
-the four single modalities.
+the four single modalities; last, per region, `_fullHalf` at 200, 400 and 800 epochs (1x, 2x, 4x
+the demo's budget) against the 400-epoch ceiling.
 usage: python experiments/ceiling400_tables.py
 """
 
@@ -149,6 +150,22 @@ def _shares(ceiling: Source, candidate: Source, reference: Source, subsets: list
     return lines
 
 
+def _budget(ceiling: Source, budgets: dict[str, Source]) -> list[str]:
+    """Per region, the ceiling and one unified model at several budgets, with each budget's gap to
+    the ceiling (seed means), on the mean of the single modalities and on T1c alone."""
+    lines = ["| subsets | region | ceiling 400 | " + " | ".join(budgets) + " | "
+             + " | ".join(f"gap {name.split()[-1]}" for name in budgets) + " |",
+             "|---|---|" + "---:|" * (1 + 2 * len(budgets))]
+    for label, subsets in (("4 single modalities", SINGLES), ("T1c alone", ["T1c"])):
+        for region in [*REGIONS, "mean"]:
+            top = _mean_over(ceiling, subsets, region)
+            values = [_mean_over(src, subsets, region) for src in budgets.values()]
+            gaps = [f"{100 * (_seed_mean(top) - _seed_mean(v)):.1f}" if v else "–" for v in values]
+            lines.append(f"| {label} | {region} | {_cell(top)} | " + " | ".join(map(_cell, values))
+                         + " | " + " | ".join(gaps) + " |")
+    return lines
+
+
 def main() -> int:
     for cases in ("val", "test"):
         print(f"\n## {cases}, seed 0, region-mean Dice %\n")
@@ -166,6 +183,7 @@ def main() -> int:
                    "_fullHalf 400": _recorded("fullHalf", cases, 400)}
         if cases == "test":
             columns["_fullHalf 200"] = comparison_200(UNIFIED["fullHalf"])
+        columns["_fullHalf 800"] = _recorded("fullHalf", cases, 800)
         print(f"\n## {cases}, every seed at 400 epochs, region-mean Dice % (seed mean ± std)\n")
         print("\n".join(_rows(columns)))
         print("\nceiling 400, seeds recorded: " + ", ".join(
@@ -181,6 +199,12 @@ def main() -> int:
         print(f"\n{cases}, 400 epochs against the 400-epoch ceiling (equal per-model budget): the share "
               f"of the `_fullHalf` -> ceiling gap closed, mean of {', '.join(SINGLES)} (Dice %)\n")
         print("\n".join(_shares(ceiling_400, columns["3-subset 400"], columns["_fullHalf 400"], SINGLES)))
+        fullhalf_200 = columns.get("_fullHalf 200", _recorded("fullHalf", cases, 200))
+        print(f"\n{cases}: `_fullHalf` at 1x, 2x and 4x the demo's budget against the 400-epoch ceiling "
+              "(Dice %, seed mean ± std; gap in points)\n")
+        budgets = {"_fullHalf 200": fullhalf_200,
+                   **{name: columns[name] for name in ("_fullHalf 400", "_fullHalf 800")}}
+        print("\n".join(_budget(ceiling_400, budgets)))
     return 0
 
 

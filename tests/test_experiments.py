@@ -302,6 +302,18 @@ def test_ceiling400_tables_share_matches_the_recorded_comparisons_own():
         assert share == pytest.approx(gaps[region]["closed_of_reference_gap"], rel=1e-9)
 
 
+def test_ceiling400_budget_gap_is_the_ceiling_minus_each_budget_over_its_seeds():
+    """The budget table's gap is the ceiling's seed mean minus each budget's seed mean; a budget
+    without records is a dash, not a zero."""
+    tables = _load(EXPERIMENTS / "ceiling400_tables.py", "ceiling400_tables")
+    ceiling = lambda subset, region: {0: 0.80, 1: 0.70}  # noqa: E731
+    short = lambda subset, region: {0: 0.60, 1: 0.62, 2: 0.58}  # noqa: E731
+    lines = tables._budget(ceiling, {"m 200": short, "m 800": lambda subset, region: {}})
+    row = next(line for line in lines if line.startswith("| T1c alone | WT |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:] == ["75.0 ± 7.1", "60.0 ± 2.0", "–", "15.0", "–"]
+
+
 def test_threshold_sweep_dice_matches_scikit_learn_at_every_threshold(tmp_path):
     """Each region's Dice at each threshold is scikit-learn's F1 of the same voxels, with the saved
     probabilities (C, z, y, x) aligned to the label read as (x, y, z)."""
