@@ -1,4 +1,4 @@
-"""The budget tables of docs/records/ceiling.md: the ceiling and two unified trainers at 200 and 400 epochs.
+"""The budget tables of docs/records/ceiling.md: the ceiling and two unified trainers at 200-800 epochs.
 
 Reads the committed evaluations only: `docs/records/ceiling400/{val,test}{200,400,800}_KEY_sS.json`
 (`subset_table.json` files of `evaluate-subsets` or `compare`; KEY `sample3`, `fullHalf`, `vanilla`
